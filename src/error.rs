@@ -1,0 +1,42 @@
+//! The one question every failure must answer: does retrying help?
+//!
+//! *Permanent* failures are properties of the record (bad JSON, a tampered message, a gzip bomb): the
+//! record is quarantined with its reason and the batch goes on. *Transient* failures are properties of
+//! the moment (KMS throttling, an S3 outage): the batch stops there and Kinesis retries from that record.
+//! The pure core only ever fails permanently; the edges (KMS, S3) add transient failures, and the batch
+//! layer is the one place that acts on the answer.
+
+/// Whether retrying the same input can succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureKind {
+    /// The input itself is bad; quarantine it.
+    Permanent,
+    /// The environment failed; retry later.
+    Transient,
+}
+
+/// Implemented by every error type that can stop a record.
+pub trait Classify {
+    /// Permanent or transient.
+    fn failure_kind(&self) -> FailureKind;
+}
+
+macro_rules! permanent {
+    ($($t:ty),* $(,)?) => {
+        $(impl Classify for $t {
+            fn failure_kind(&self) -> FailureKind {
+                FailureKind::Permanent
+            }
+        })*
+    };
+}
+
+permanent!(
+    crate::envelope::EnvelopeError,
+    crate::envelope::ResourceIdError,
+    crate::esdk::EsdkError,
+    crate::esdk::KeyringError,
+    crate::gunzip::GunzipError,
+    crate::activity::ActivityError,
+    crate::record::RecordError,
+);
