@@ -169,6 +169,15 @@ struct EventFields<'a> {
     remote_host: Option<&'a RawValue>,
     #[serde(rename = "logTime", borrow, default)]
     log_time: Option<&'a RawValue>,
+    #[serde(rename = "clusterId", default, deserialize_with = "present")]
+    has_cluster_id: bool,
+    #[serde(rename = "instanceId", default, deserialize_with = "present")]
+    has_instance_id: bool,
+}
+
+/// Called only when the key is there, whatever its value.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    IgnoredAny::deserialize(d).map(|_| true)
 }
 
 /// One element of `databaseActivityEventList`: its original JSON plus lenient accessors.
@@ -194,6 +203,11 @@ impl<'a> ActivityEvent<'a> {
     /// The event's JSON exactly as the producer wrote it.
     pub fn raw_json(&self) -> &'a str {
         self.raw.get()
+    }
+
+    /// Whether the event itself has a `clusterId` / `instanceId` field (DAS events do not).
+    pub fn has_resource_ids(&self) -> (bool, bool) {
+        (self.fields.has_cluster_id, self.fields.has_instance_id)
     }
 
     /// `record` or `heartbeat`.

@@ -12,7 +12,9 @@
 //! - [`esdk`]: AWS Encryption SDK messages (decrypt and encrypt) with the raw AES keyring.
 //! - [`gunzip`]: bounded decompression.
 //! - [`activity`]: the decrypted payload and its events, with lenient typed accessors.
+//! - [`ndjson`]: one self-contained output line per event.
 //! - [`record`]: one record end to end, both ways (decode for archiving, encode for tests and load).
+//! - [`simulate`]: realistic events per engine, for tests, demos and load.
 //! - [`error`]: whether a failure is permanent (quarantine) or transient (retry).
 //!
 //! None of these modules does I/O, is `async`, or reads the environment: the edges (KMS, S3,
@@ -22,8 +24,12 @@
 #![deny(missing_docs)]
 
 pub mod activity;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod envelope;
 pub mod error;
 pub mod esdk;
 pub mod gunzip;
+pub mod ndjson;
 pub mod record;
+pub mod simulate;

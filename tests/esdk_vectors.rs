@@ -3,6 +3,8 @@
 //! negative ones must be rejected at the stage their manifest names, and no truncated prefix or
 //! extended message may be accepted.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
@@ -37,13 +39,21 @@ fn resolve(dir: &Path, uri: &str) -> PathBuf {
 /// The raw AES keyring a manifest entry describes: namespace = provider-id, name = the key's key-id.
 fn keyring(keys: &Value, description: &Value) -> RawAesKeyring {
     let key = &keys["keys"][description["key"].as_str().unwrap()];
-    let material = base64::engine::general_purpose::STANDARD.decode(key["material"].as_str().unwrap()).unwrap();
-    RawAesKeyring::new(description["provider-id"].as_str().unwrap(), key["key-id"].as_str().unwrap(), &material)
-        .unwrap()
+    let material = base64::engine::general_purpose::STANDARD
+        .decode(key["material"].as_str().unwrap())
+        .unwrap();
+    RawAesKeyring::new(
+        description["provider-id"].as_str().unwrap(),
+        key["key-id"].as_str().unwrap(),
+        &material,
+    )
+    .unwrap()
 }
 
 fn suite_of(test: &Value) -> Option<SuiteId> {
-    test["algorithmSuiteId"].as_str().map(|s| SuiteId(u16::from_str_radix(s, 16).unwrap()))
+    test["algorithmSuiteId"]
+        .as_str()
+        .map(|s| SuiteId(u16::from_str_radix(s, 16).unwrap()))
 }
 
 fn set1() -> Vec<Vector> {
@@ -154,12 +164,21 @@ fn every_official_positive_vector_decrypts_to_its_plaintext() {
     for v in &vectors {
         let out = decrypt(&v.ciphertext, &v.keyring, &DecryptOptions::default())
             .unwrap_or_else(|e| panic!("{}: {e}", v.name));
-        assert!(out.plaintext == *v.plaintext.as_ref().unwrap(), "{}: plaintext differs", v.name);
+        assert!(
+            out.plaintext == *v.plaintext.as_ref().unwrap(),
+            "{}: plaintext differs",
+            v.name
+        );
         assert_eq!(Some(out.suite), v.suite, "{}", v.name);
         suites.insert(out.suite);
         let message = Message::parse(&v.ciphertext, &Default::default()).unwrap();
         for (k, val) in &v.encryption_context {
-            assert_eq!(message.header.context_value(k), Some(val.as_str()), "{}: context {k}", v.name);
+            assert_eq!(
+                message.header.context_value(k),
+                Some(val.as_str()),
+                "{}: context {k}",
+                v.name
+            );
         }
     }
     assert_eq!(suites.len(), 11, "all eleven suites are covered");
@@ -171,7 +190,12 @@ fn every_invalid_net_vector_is_rejected_at_the_header_tag() {
     assert_eq!(vectors.len(), 22);
     for v in &vectors {
         let err = decrypt(&v.ciphertext, &v.keyring, &DecryptOptions::default()).unwrap_err();
-        assert!(v.stages.contains(&err.stage()), "{}: rejected at {:?} ({err})", v.name, err.stage());
+        assert!(
+            v.stages.contains(&err.stage()),
+            "{}: rejected at {:?} ({err})",
+            v.name,
+            err.stage()
+        );
     }
 }
 
@@ -234,7 +258,10 @@ fn a_wrong_wrapping_key_is_rejected_at_the_key_unwrap_for_every_vector() {
 fn the_strict_commitment_policy_accepts_only_committing_suites() {
     use das_archiver::esdk::{CommitmentPolicy, DecryptPolicy};
     let strict = DecryptOptions {
-        policy: DecryptPolicy { commitment: CommitmentPolicy::RequireCommitting, allowed_suites: None },
+        policy: DecryptPolicy {
+            commitment: CommitmentPolicy::RequireCommitting,
+            allowed_suites: None,
+        },
         ..Default::default()
     };
     for v in positives() {
@@ -262,6 +289,11 @@ fn an_allow_list_of_das_suites_refuses_the_others_before_touching_keys() {
     };
     for v in positives() {
         let allowed = matches!(v.suite.unwrap().0, 0x0178 | 0x0378);
-        assert_eq!(decrypt(&v.ciphertext, &v.keyring, &das_only).is_ok(), allowed, "{}", v.name);
+        assert_eq!(
+            decrypt(&v.ciphertext, &v.keyring, &das_only).is_ok(),
+            allowed,
+            "{}",
+            v.name
+        );
     }
 }

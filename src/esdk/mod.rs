@@ -243,11 +243,7 @@ pub(crate) type DerivedKeys = (Zeroizing<Vec<u8>>, Option<Zeroizing<[u8; 32]>>);
 /// Derives the content key and, for committing suites, the 32-byte key commitment.
 ///
 /// HKDF-Extract runs once; committing suites expand twice from it.
-pub(crate) fn derive_keys(
-    suite: &Suite,
-    message_id: &[u8],
-    data_key: &[u8],
-) -> Result<DerivedKeys, EsdkError> {
+pub(crate) fn derive_keys(suite: &Suite, message_id: &[u8], data_key: &[u8]) -> Result<DerivedKeys, EsdkError> {
     let suite_id = suite.id.0.to_be_bytes();
     let mut key = Zeroizing::new(vec![0u8; suite.key_len]);
     let hash = match suite.kdf {

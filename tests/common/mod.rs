@@ -1,0 +1,51 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The project virtualenv's Python, where the official `aws-encryption-sdk` is installed by
+/// `make venv` (which `make test` runs first). `DAS_PYTHON` overrides it.
+pub(crate) fn oracle_python() -> PathBuf {
+    let path = std::env::var_os("DAS_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"));
+    assert!(
+        path.exists(),
+        "the Python test oracle is not installed at {}: run `make venv` (or `make test`, which does it)",
+        path.display()
+    );
+    path
+}
+
+/// Runs `tests/oracle/esdk_oracle.py <command> <manifest>` and returns its JSON summary.
+pub(crate) fn run_oracle(command: &str, manifest: &serde_json::Value, dir: &Path) -> serde_json::Value {
+    let manifest_path = dir.join(format!("{command}-manifest.json"));
+    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracle/esdk_oracle.py");
+    let out = Command::new(oracle_python())
+        .arg(script)
+        .arg(command)
+        .arg(&manifest_path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "esdk_oracle.py {command} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
+pub(crate) fn pseudo_random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
