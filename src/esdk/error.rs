@@ -148,6 +148,8 @@ pub enum Stage {
     BodyAuth,
     /// The footer signature failed.
     Signature,
+    /// The crypto library failed on valid input: a bug or a broken platform, not the message.
+    Internal,
 }
 
 impl EsdkError {
@@ -168,7 +170,8 @@ impl EsdkError {
             Self::CommitmentMismatch => Stage::Commitment,
             Self::HeaderAuthentication => Stage::HeaderAuth,
             Self::FrameSequence { .. } | Self::FrameIv { .. } | Self::BodyAuthentication { .. } => Stage::BodyAuth,
-            Self::Signature | Self::Crypto(_) => Stage::Signature,
+            Self::Signature => Stage::Signature,
+            Self::Crypto(_) => Stage::Internal,
         }
     }
 }

@@ -105,13 +105,12 @@ impl<'a> Header<'a> {
         let edk_count_offset = r.offset();
         let edk_count = r.u16("encrypted data key count")?;
         if edk_count == 0 {
-            return Err(EsdkError::InvalidField {
-                part: "header",
-                field: "encrypted data key count",
-                value: 0,
-                rule: "a message needs at least one encrypted data key",
-                offset: edk_count_offset,
-            });
+            return Err(invalid(
+                "encrypted data key count",
+                0,
+                "a message needs at least one encrypted data key",
+                edk_count_offset,
+            ));
         }
         if edk_count > limits.max_encrypted_data_keys {
             return Err(EsdkError::LimitExceeded {
@@ -135,37 +134,34 @@ impl<'a> Header<'a> {
             0x01 => ContentType::NonFramed,
             0x02 => ContentType::Framed,
             other => {
-                return Err(EsdkError::InvalidField {
-                    part: "header",
-                    field: "content type",
-                    value: u64::from(other),
-                    rule: "must be 0x01 (non-framed) or 0x02 (framed)",
-                    offset: content_type_offset,
-                })
+                return Err(invalid(
+                    "content type",
+                    u64::from(other),
+                    "must be 0x01 (non-framed) or 0x02 (framed)",
+                    content_type_offset,
+                ))
             }
         };
         if version == 1 {
             let reserved_offset = r.offset();
             let reserved = r.u32("reserved field")?;
             if reserved != 0 {
-                return Err(EsdkError::InvalidField {
-                    part: "header",
-                    field: "reserved field",
-                    value: u64::from(reserved),
-                    rule: "must be zero",
-                    offset: reserved_offset,
-                });
+                return Err(invalid(
+                    "reserved field",
+                    u64::from(reserved),
+                    "must be zero",
+                    reserved_offset,
+                ));
             }
             let iv_len_offset = r.offset();
             let iv_len = r.u8("IV length")?;
             if usize::from(iv_len) != IV_LEN {
-                return Err(EsdkError::InvalidField {
-                    part: "header",
-                    field: "IV length",
-                    value: u64::from(iv_len),
-                    rule: "must be 12 for every algorithm suite",
-                    offset: iv_len_offset,
-                });
+                return Err(invalid(
+                    "IV length",
+                    u64::from(iv_len),
+                    "must be 12 for every algorithm suite",
+                    iv_len_offset,
+                ));
             }
         }
         let frame_length_offset = r.offset();
@@ -212,22 +208,27 @@ impl<'a> Header<'a> {
     }
 }
 
+/// A header field that breaks a rule of the format.
+fn invalid(field: &'static str, value: u64, rule: &'static str, offset: usize) -> EsdkError {
+    EsdkError::InvalidField {
+        part: "header",
+        field,
+        value,
+        rule,
+        offset,
+    }
+}
+
 fn check_frame_length(
     content_type: ContentType,
     frame_length: u32,
     offset: usize,
     limits: &Limits,
 ) -> Result<(), EsdkError> {
-    let invalid = |rule| EsdkError::InvalidField {
-        part: "header",
-        field: "frame length",
-        value: u64::from(frame_length),
-        rule,
-        offset,
-    };
+    let rule_broken = |rule| invalid("frame length", u64::from(frame_length), rule, offset);
     match content_type {
-        ContentType::NonFramed if frame_length != 0 => Err(invalid("must be 0 for non-framed content")),
-        ContentType::Framed if frame_length == 0 => Err(invalid("must be greater than 0 for framed content")),
+        ContentType::NonFramed if frame_length != 0 => Err(rule_broken("must be 0 for non-framed content")),
+        ContentType::Framed if frame_length == 0 => Err(rule_broken("must be greater than 0 for framed content")),
         ContentType::Framed if frame_length > limits.max_frame_length => Err(EsdkError::LimitExceeded {
             what: "frame length",
             value: u64::from(frame_length),
