@@ -91,11 +91,11 @@ impl<'de> Visitor<'de> for PayloadSeed {
             events: Vec::new(),
         };
         let mut seen_list = false;
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+        while let Some(key) = map.next_key_seed(StrSeed)? {
             match key.as_ref() {
-                "type" => record.payload_type = map.next_value::<Option<Cow<'de, str>>>()?,
-                "clusterId" => record.cluster_id = map.next_value::<Option<Cow<'de, str>>>()?,
-                "instanceId" => record.instance_id = map.next_value::<Option<Cow<'de, str>>>()?,
+                "type" => record.payload_type = text(map.next_value::<Option<&'de RawValue>>()?),
+                "clusterId" => record.cluster_id = text(map.next_value::<Option<&'de RawValue>>()?),
+                "instanceId" => record.instance_id = text(map.next_value::<Option<&'de RawValue>>()?),
                 "databaseActivityEventList" => {
                     record.events = map.next_value_seed(EventsSeed { limits: self.limits })?;
                     seen_list = true;
@@ -145,6 +145,34 @@ impl<'de> Visitor<'de> for EventsSeed {
             events.push(ActivityEvent { raw, fields });
         }
         Ok(events)
+    }
+}
+
+/// Deserialises a JSON string, borrowing it unless it has escapes (serde's own `Cow<str>` always
+/// allocates).
+pub(crate) struct StrSeed;
+
+impl<'de> DeserializeSeed<'de> for StrSeed {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for StrSeed {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_owned()))
     }
 }
 
@@ -266,7 +294,7 @@ impl<'a> ActivityEvent<'a> {
 fn text<'a>(value: Option<&'a RawValue>) -> Option<Cow<'a, str>> {
     let raw = value?.get();
     match raw.as_bytes().first()? {
-        b'"' => serde_json::from_str::<Cow<'a, str>>(raw).ok(),
+        b'"' => StrSeed.deserialize(&mut serde_json::Deserializer::from_str(raw)).ok(),
         b'n' | b'{' | b'[' => None,
         _ => Some(Cow::Borrowed(raw)),
     }

@@ -13,6 +13,7 @@
 //! - [`gunzip`]: bounded decompression.
 //! - [`activity`]: the decrypted payload and its events, with lenient typed accessors.
 //! - [`ndjson`]: one self-contained output line per event.
+//! - [`filter`]: which events to archive, and which fields to drop or redact (pseudonymise).
 //! - [`record`]: one record end to end, both ways (decode for archiving, encode for tests and load).
 //! - [`simulate`]: realistic events per engine, for tests, demos and load.
 //! - [`error`]: whether a failure is permanent (quarantine) or transient (retry).
@@ -24,12 +25,26 @@
 #![deny(missing_docs)]
 
 pub mod activity;
+#[cfg(feature = "aws")]
+pub mod archive;
+#[cfg(feature = "aws")]
+pub mod batch;
 #[cfg(feature = "cli")]
 pub mod cli;
+#[cfg(feature = "aws")]
+pub mod config;
 pub mod envelope;
 pub mod error;
 pub mod esdk;
+pub mod filter;
 pub mod gunzip;
+#[cfg(feature = "aws")]
+pub mod keys;
+#[cfg(feature = "lambda")]
+pub mod lambda;
+#[cfg(any(feature = "lambda", feature = "cli"))]
+pub mod logging;
 pub mod ndjson;
 pub mod record;
 pub mod simulate;
+pub mod utc;

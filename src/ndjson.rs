@@ -13,7 +13,15 @@ pub fn write_event_line(event: &ActivityEvent<'_>, record: &ActivityRecord<'_>, 
     // An event is always a JSON object (the parser checked), so it ends with '}'.
     let body = raw.strip_suffix('}').unwrap_or(raw);
     out.extend_from_slice(body.as_bytes());
-    let mut empty = body.trim_end() == "{";
+    finish_line(event, record, body.trim_end() == "{", out);
+}
+
+/// Finishes an event line whose opening `{` and members are already in `out`: appends the record's
+/// resource ids (those the event does not carry itself), the closing `}` and the `\n`.
+///
+/// `empty` tells whether no member has been written yet, so no comma is needed before the first id.
+pub(crate) fn finish_line(event: &ActivityEvent<'_>, record: &ActivityRecord<'_>, empty: bool, out: &mut Vec<u8>) {
+    let mut empty = empty;
     let (has_cluster, has_instance) = event.has_resource_ids();
     let mut add = |name: &str, value: Option<&str>, out: &mut Vec<u8>| {
         if !empty {

@@ -8,6 +8,7 @@
 use serde_json::{json, Value};
 
 use crate::esdk::EncryptOptions;
+use crate::utc::UtcDateTime;
 
 /// A DAS source engine; it decides field shapes, record version and ESDK suite.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -160,7 +161,8 @@ impl Simulator {
     }
 
     fn log_time(&self) -> String {
-        let (date, time, micros) = civil_time(self.clock_micros);
+        let t = UtcDateTime::from_unix_micros(i64::try_from(self.clock_micros).unwrap_or(i64::MAX));
+        let (date, time, micros) = (t.date(), t.time(), t.micros);
         match self.engine {
             Engine::Oracle => format!("{date} {time}.{micros:06}"),
             Engine::SqlServer => format!("{date} {time}.{micros:06}0+00"),
@@ -274,41 +276,52 @@ impl Simulator {
     }
 }
 
-/// (YYYY-MM-DD, HH:MM:SS, microseconds) of a Unix time in microseconds, UTC.
-fn civil_time(micros: u64) -> (String, String, u64) {
-    let secs = micros / 1_000_000;
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    // Howard Hinnant's days-from-civil, inverted.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (
-        format!("{year:04}-{month:02}-{day:02}"),
-        format!("{:02}:{:02}:{:02}", rem / 3_600, rem % 3_600 / 60, rem % 60),
-        micros % 1_000_000,
-    )
+/// A Lambda Kinesis event holding `records` (each a DAS record's data) as Lambda delivers them from
+/// shard `shard_id` of the stream `stream_arn`: base64 data, increasing 56-digit sequence numbers
+/// starting after `first_sequence`, and arrival times one millisecond apart from `arrival_seconds`.
+pub fn lambda_kinesis_event(
+    stream_arn: &str,
+    shard_id: &str,
+    records: &[Vec<u8>],
+    first_sequence: u64,
+    arrival_seconds: f64,
+) -> Value {
+    use base64::Engine as _;
+    let region = stream_arn.split(':').nth(3).unwrap_or("us-east-1");
+    let list: Vec<Value> = records
+        .iter()
+        .enumerate()
+        .map(|(i, data)| {
+            let sequence = sequence_number(first_sequence + i as u64);
+            json!({
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0",
+                    "partitionKey": format!("{:x}", 0x5eed_u64.wrapping_mul(i as u64 + 1)),
+                    "sequenceNumber": sequence,
+                    "data": base64::engine::general_purpose::STANDARD.encode(data),
+                    "approximateArrivalTimestamp": arrival_seconds + i as f64 / 1000.0,
+                },
+                "eventSource": "aws:kinesis",
+                "eventVersion": "1.0",
+                "eventID": format!("{shard_id}:{sequence}"),
+                "eventName": "aws:kinesis:record",
+                "invokeIdentityArn": "arn:aws:iam::123456789012:role/das-archiver",
+                "awsRegion": region,
+                "eventSourceARN": stream_arn,
+            })
+        })
+        .collect();
+    json!({ "Records": list })
+}
+
+/// A Kinesis-style 56-digit sequence number whose order follows `n`.
+pub fn sequence_number(n: u64) -> String {
+    format!("4959033827149025660855969253{n:028}")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn civil_time_formats_known_instants() {
-        assert_eq!(civil_time(0), ("1970-01-01".into(), "00:00:00".into(), 0));
-        assert_eq!(
-            civil_time(1_795_314_600_123_456),
-            ("2026-11-22".into(), "02:30:00".into(), 123_456)
-        );
-        assert_eq!(civil_time(951_782_400_000_000).0, "2000-02-29");
-    }
 
     #[test]
     fn the_same_seed_gives_the_same_events_and_a_realistic_mix() {

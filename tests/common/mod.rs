@@ -4,6 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// A local moto server for the AWS integration tests.
+#[cfg(feature = "aws")]
+pub(crate) mod moto;
+
 /// The project virtualenv's Python, where the official `aws-encryption-sdk` is installed by
 /// `make venv` (which `make test` runs first). `DAS_PYTHON` overrides it.
 pub(crate) fn oracle_python() -> PathBuf {

@@ -1,0 +1,335 @@
+//! Where archived events and quarantined records go: object naming, body encoding, and the sinks
+//! (S3, a local directory, memory) behind one small trait.
+//!
+//! Object keys are Hive-style (`dt=…/hour=…`) for Athena, and deterministic, so a retried batch
+//! overwrites its objects instead of duplicating them. This module writes what it is given; it never
+//! decides whether a failure is permanent or transient (every sink failure is transient).
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+
+use async_trait::async_trait;
+
+use crate::envelope::ResourceId;
+use crate::error::{Classify, FailureKind};
+use crate::utc::UtcDateTime;
+
+/// How archive objects are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    /// gzip (`.ndjson.gz`), the default: DAS JSON compresses about 10:1.
+    #[default]
+    Gzip,
+    /// Plain NDJSON (`.ndjson`).
+    None,
+}
+
+impl std::str::FromStr for Compression {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "gzip" | "gz" => Ok(Self::Gzip),
+            "none" | "off" => Ok(Self::None),
+            other => Err(format!("{other:?} is not a compression; use gzip or none")),
+        }
+    }
+}
+
+/// Names and encodes the objects of one archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    /// Key prefix, e.g. `activity/` (kept as given; add the trailing slash yourself).
+    pub prefix: String,
+    /// Body compression.
+    pub compression: Compression,
+}
+
+/// One object to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Object {
+    /// The object key.
+    pub key: String,
+    /// The body, already encoded.
+    pub body: Vec<u8>,
+    /// `Content-Type`.
+    pub content_type: &'static str,
+    /// `Content-Encoding`, for gzip bodies.
+    pub content_encoding: Option<&'static str>,
+}
+
+impl Layout {
+    /// `{prefix}{resource}/dt=YYYY-MM-DD/hour=HH/{shard}-{first seq}-{last seq}.ndjson[.gz]`.
+    pub fn archive_key(
+        &self,
+        resource: &ResourceId,
+        arrival: &UtcDateTime,
+        shard: &str,
+        first: &str,
+        last: &str,
+    ) -> String {
+        let extension = match self.compression {
+            Compression::Gzip => "ndjson.gz",
+            Compression::None => "ndjson",
+        };
+        format!(
+            "{}{}/dt={}/hour={:02}/{}-{}-{}.{extension}",
+            self.prefix,
+            resource,
+            arrival.date(),
+            arrival.hour,
+            safe(shard),
+            safe(first),
+            safe(last)
+        )
+    }
+
+    /// `{prefix}quarantine/{resource}/dt=YYYY-MM-DD/{shard}-{seq}.json`.
+    pub fn quarantine_key(&self, resource: &str, arrival: &UtcDateTime, shard: &str, sequence: &str) -> String {
+        format!(
+            "{}quarantine/{}/dt={}/{}-{}.json",
+            self.prefix,
+            safe(resource),
+            arrival.date(),
+            safe(shard),
+            safe(sequence)
+        )
+    }
+
+    /// An archive object holding `ndjson` lines, compressed as configured.
+    pub fn archive_object(&self, key: String, ndjson: &[u8]) -> Object {
+        match self.compression {
+            Compression::Gzip => Object {
+                key,
+                body: crate::gunzip::gzip(ndjson),
+                content_type: "application/x-ndjson",
+                content_encoding: Some("gzip"),
+            },
+            Compression::None => Object {
+                key,
+                body: ndjson.to_vec(),
+                content_type: "application/x-ndjson",
+                content_encoding: None,
+            },
+        }
+    }
+}
+
+/// Keeps key components to characters that are safe in S3 keys and file names. Kinesis shard ids
+/// and sequence numbers already are; anything else becomes `_`.
+fn safe(component: &str) -> String {
+    let cleaned: String = component
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    match cleaned.as_str() {
+        "" => "_".to_owned(),
+        "." | ".." => cleaned.replace('.', "_"),
+        _ => cleaned,
+    }
+}
+
+/// A failed write; always transient (retrying may succeed).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SinkError {
+    /// The write was refused or could not be made.
+    #[error("writing {key} failed: {detail}")]
+    Write {
+        /// The object key.
+        key: String,
+        /// What went wrong.
+        detail: String,
+    },
+}
+
+impl Classify for SinkError {
+    fn failure_kind(&self) -> FailureKind {
+        FailureKind::Transient
+    }
+}
+
+/// Somewhere objects can be written.
+#[async_trait]
+pub trait Sink: Send + Sync {
+    /// Writes (or overwrites) one object.
+    async fn put(&self, object: Object) -> Result<(), SinkError>;
+}
+
+/// An S3 bucket.
+#[derive(Debug, Clone)]
+pub struct S3Sink {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+}
+
+impl S3Sink {
+    /// A sink writing to `bucket`; `force_path_style` for local S3-compatible servers.
+    pub fn new(config: &aws_config::SdkConfig, bucket: &str, force_path_style: bool) -> Self {
+        let s3 = aws_sdk_s3::config::Builder::from(config)
+            .force_path_style(force_path_style)
+            .build();
+        Self {
+            client: aws_sdk_s3::Client::from_conf(s3),
+            bucket: bucket.to_owned(),
+        }
+    }
+}
+
+#[async_trait]
+impl Sink for S3Sink {
+    async fn put(&self, object: Object) -> Result<(), SinkError> {
+        let key = object.key;
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .content_type(object.content_type)
+            .set_content_encoding(object.content_encoding.map(str::to_owned))
+            .body(object.body.into())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|err| SinkError::Write {
+                detail: aws_sdk_s3::error::DisplayErrorContext(&err).to_string(),
+                key: format!("s3://{}/{key}", self.bucket),
+            })
+    }
+}
+
+/// A local directory: object keys become relative file paths (for `das replay --out-dir`).
+#[derive(Debug, Clone)]
+pub struct DirSink {
+    root: PathBuf,
+}
+
+impl DirSink {
+    /// A sink writing below `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    fn path(&self, key: &str) -> Option<PathBuf> {
+        let relative = Path::new(key);
+        relative
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)))
+            .then(|| self.root.join(relative))
+    }
+}
+
+#[async_trait]
+impl Sink for DirSink {
+    async fn put(&self, object: Object) -> Result<(), SinkError> {
+        let fail = |detail: String| SinkError::Write {
+            key: object.key.clone(),
+            detail,
+        };
+        let path = self
+            .path(&object.key)
+            .ok_or_else(|| fail("the key is not a plain relative path".into()))?;
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| fail(e.to_string()))?;
+        }
+        std::fs::write(&path, &object.body).map_err(|e| fail(e.to_string()))
+    }
+}
+
+/// Objects kept in memory (tests, benchmarks).
+#[derive(Debug, Default)]
+pub struct MemorySink {
+    objects: Mutex<BTreeMap<String, Object>>,
+}
+
+impl MemorySink {
+    /// Everything written so far, by key.
+    pub fn objects(&self) -> BTreeMap<String, Object> {
+        self.objects.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+}
+
+#[async_trait]
+impl Sink for MemorySink {
+    async fn put(&self, object: Object) -> Result<(), SinkError> {
+        self.objects
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(object.key.clone(), object);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout(compression: Compression) -> Layout {
+        Layout {
+            prefix: "activity/".into(),
+            compression,
+        }
+    }
+
+    #[test]
+    fn archive_keys_are_hive_partitioned_by_arrival_date_and_hour() {
+        let at = UtcDateTime::from_unix_seconds(1_795_314_600.5);
+        let resource = ResourceId::parse("cluster-ABC").unwrap();
+        assert_eq!(
+            layout(Compression::Gzip).archive_key(&resource, &at, "shardId-000000000001", "4961", "4999"),
+            "activity/cluster-ABC/dt=2026-11-22/hour=02/shardId-000000000001-4961-4999.ndjson.gz"
+        );
+        assert!(layout(Compression::None)
+            .archive_key(&resource, &at, "s", "1", "2")
+            .ends_with("s-1-2.ndjson"));
+    }
+
+    #[test]
+    fn quarantine_keys_sit_under_their_own_prefix_and_cannot_escape_it() {
+        let at = UtcDateTime::from_unix_seconds(0.0);
+        let l = layout(Compression::Gzip);
+        assert_eq!(
+            l.quarantine_key("cluster-A", &at, "shardId-1", "42"),
+            "activity/quarantine/cluster-A/dt=1970-01-01/shardId-1-42.json"
+        );
+        assert_eq!(
+            l.quarantine_key("..", &at, "../x", "a/b"),
+            "activity/quarantine/__/dt=1970-01-01/.._x-a_b.json"
+        );
+    }
+
+    #[test]
+    fn gzip_objects_decompress_to_the_lines() {
+        let object = layout(Compression::Gzip).archive_object("k".into(), b"{\"a\":1}\n");
+        assert_eq!(object.content_encoding, Some("gzip"));
+        assert_eq!(crate::gunzip::gunzip(&object.body, 100).unwrap(), b"{\"a\":1}\n");
+    }
+
+    #[test]
+    fn compression_settings_parse_or_say_what_is_allowed() {
+        assert_eq!("GZIP".parse::<Compression>(), Ok(Compression::Gzip));
+        assert_eq!("none".parse::<Compression>(), Ok(Compression::None));
+        assert!("zstd".parse::<Compression>().unwrap_err().contains("gzip or none"));
+    }
+
+    #[tokio::test]
+    async fn the_directory_sink_writes_files_and_refuses_escaping_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = DirSink::new(dir.path());
+        let object = |key: &str| Object {
+            key: key.into(),
+            body: b"x".to_vec(),
+            content_type: "t",
+            content_encoding: None,
+        };
+        sink.put(object("a/b/c.json")).await.unwrap();
+        assert_eq!(std::fs::read(dir.path().join("a/b/c.json")).unwrap(), b"x");
+        assert!(sink.put(object("../evil")).await.is_err());
+        assert!(sink.put(object("/abs")).await.is_err());
+    }
+}

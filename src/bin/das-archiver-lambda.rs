@@ -1,0 +1,24 @@
+//! `das-archiver-lambda`: the Kinesis-triggered archiver. Start-up builds everything once; each
+//! invocation borrows it. All logic lives in the library (`das_archiver::lambda`, `batch`).
+
+use das_archiver::archive::S3Sink;
+use das_archiver::batch::Archiver;
+use das_archiver::config::Settings;
+use das_archiver::filter::Filter;
+use das_archiver::keys::{KeyCache, KmsKeySource};
+use lambda_runtime::{service_fn, Error};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    das_archiver::logging::init_json();
+    let settings = Settings::from_env()?;
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let filter = Filter::new(&settings.filter)?;
+    let archiver = Archiver::new(
+        settings.batch_settings(),
+        KeyCache::new(KmsKeySource::new(&sdk), settings.key_cache),
+        filter,
+        S3Sink::new(&sdk, &settings.bucket, settings.s3_force_path_style),
+    );
+    lambda_runtime::run(service_fn(|event| das_archiver::lambda::handle(&archiver, event))).await
+}

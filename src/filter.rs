@@ -1,0 +1,866 @@
+//! Which events to archive, and which of their fields to leave out or pseudonymise.
+//!
+//! A [`FilterSpec`] is what the user configured; [`Filter::new`] checks and compiles it once, then
+//! [`Filter::verdict`] decides per event and [`Filter::write_line`] writes a kept event as one NDJSON
+//! line with the configured fields dropped or redacted.
+//!
+//! This module never does I/O, never allocates on the common path (a verdict on unescaped values),
+//! never re-serialises a value it neither drops nor redacts, never writes a dropped field or a
+//! redacted value, and never panics on an event, whatever its content.
+//!
+//! # Patterns
+//!
+//! The include and exclude lists hold patterns matched against the whole value, ignoring case (Unicode
+//! simple case folding): `*` matches any run of characters (including none) and `?` exactly one
+//! character; there is no escape, so a value containing `*` or `?` is matched by those wildcards too.
+//! `rds*` matches `rdsadmin` and `RDSTOPMGR`; `admin` matches `Admin` but not `rdsadmin`. String and
+//! number values alike are matched as text (`42` matches `"dbUserName": 42`); a field that is absent,
+//! `null`, an object or an array has no value.
+//!
+//! - An empty include list lets every event through; a non-empty one keeps only events whose field has a
+//!   value matching at least one pattern (so `*` means "the field must be there").
+//! - An exclude list filters out events whose field matches any pattern; an event without a value for
+//!   the field is never excluded.
+//! - All lists must agree (AND).
+//! - Heartbeats are not database activity, so no list applies to them: they are skipped when
+//!   [`FilterSpec::skip_heartbeats`] is set ([`Verdict::Heartbeat`]), and kept otherwise.
+//!
+//! # Dropping and redacting fields
+//!
+//! Field names are top-level event keys, matched exactly but ignoring ASCII case (so a mistyped
+//! `paramlist` still drops `paramList` rather than silently leaking it); they are not patterns, and
+//! nested fields cannot be named. Every occurrence of a duplicated key is dropped or redacted.
+//!
+//! A redacted value becomes `"sha256:<64 lowercase hex digits>"`, the SHA-256 of the unescaped UTF-8
+//! text for a JSON string and of the JSON text as written for any other value (so the string `"42"`
+//! and the number `42` hash alike, while `1.5` and `1.50` do not); `null` stays `null`. Equal values
+//! give equal hashes, so redacted values can still be correlated across events and archives. The hash
+//! is unsalted: anyone can hash guesses, and low-entropy values such as user or database names are
+//! found by brute force in seconds. Redaction is pseudonymisation, not encryption; drop a field
+//! whose values must not be recoverable.
+//!
+//! `clusterId`, `instanceId` and `type` can be neither dropped nor redacted: the first two tell which
+//! database a line comes from (the archiver adds them), and `type` tells records from heartbeats.
+//!
+//! A rewritten line keeps every other field byte for byte and in its original order; only the
+//! whitespace between fields is removed, and a key written with escapes is written re-escaped in its
+//! canonical form (`"\u0061"` becomes `"a"`).
+
+use std::borrow::Cow;
+use std::fmt;
+
+use aws_lc_rs::digest;
+use serde::de::{DeserializeSeed, MapAccess, Visitor};
+use serde::Deserializer;
+use serde_json::value::RawValue;
+use wildmatch::WildMatch;
+
+use crate::activity::{ActivityEvent, ActivityRecord, StrSeed};
+use crate::ndjson;
+
+/// The filter settings as the user gives them, each list already split (see [`FilterSpec::parse_list`]).
+///
+/// Errors from [`Filter::new`] name a list by its field name here (`include_users`, `drop_fields`, …),
+/// for the configuration layer to translate into the setting the user wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FilterSpec {
+    /// Skip `heartbeat` events. The Lambda defaults this to `true`; `Default` gives `false`.
+    pub skip_heartbeats: bool,
+    /// Keep only events whose `dbUserName` matches one of these patterns (empty: all).
+    pub include_users: Vec<String>,
+    /// Filter out events whose `dbUserName` matches one of these patterns.
+    pub exclude_users: Vec<String>,
+    /// Keep only events whose `class` matches one of these patterns (empty: all).
+    pub include_classes: Vec<String>,
+    /// Filter out events whose `class` matches one of these patterns.
+    pub exclude_classes: Vec<String>,
+    /// Keep only events whose `command` matches one of these patterns (empty: all).
+    pub include_commands: Vec<String>,
+    /// Filter out events whose `command` matches one of these patterns.
+    pub exclude_commands: Vec<String>,
+    /// Keep only events whose `databaseName` matches one of these patterns (empty: all).
+    pub include_databases: Vec<String>,
+    /// Filter out events whose `databaseName` matches one of these patterns.
+    pub exclude_databases: Vec<String>,
+    /// Filter out events whose `clientApplication` matches one of these patterns.
+    pub exclude_client_applications: Vec<String>,
+    /// Top-level event fields left out of the output, e.g. `paramList`, `commandText`.
+    pub drop_fields: Vec<String>,
+    /// Top-level event fields whose value is replaced by `"sha256:<hex>"` in the output.
+    pub redact_fields: Vec<String>,
+}
+
+impl FilterSpec {
+    /// Splits a comma-separated setting into its items, trimmed, leaving out empty ones
+    /// (`" rdsadmin, ,rdstopmgr,"` gives `["rdsadmin", "rdstopmgr"]`).
+    pub fn parse_list(text: &str) -> Vec<String> {
+        text.split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+/// Why a [`FilterSpec`] cannot be used. Each error names the list (a [`FilterSpec`] field name,
+/// see [`FilterError::list`]) and the offending item.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FilterError {
+    /// A pattern that cannot be what the user meant, e.g. an empty one.
+    #[error("{list}: the pattern {pattern:?} {reason}")]
+    InvalidPattern {
+        /// The [`FilterSpec`] field holding the pattern, e.g. `include_users`.
+        list: &'static str,
+        /// The pattern as given.
+        pattern: String,
+        /// What is wrong and what to do, completing "the pattern … ".
+        reason: &'static str,
+    },
+    /// A field name in `drop_fields` or `redact_fields` that cannot be honoured.
+    #[error("{list}: the field {field:?} {reason}")]
+    InvalidField {
+        /// `drop_fields` or `redact_fields`.
+        list: &'static str,
+        /// The field name as given.
+        field: String,
+        /// What is wrong and what to do, completing "the field … ".
+        reason: &'static str,
+    },
+    /// A field named in both `drop_fields` and `redact_fields`.
+    #[error(
+        "{list}: the field {field:?} is also in {other_list}; a field is either dropped or redacted, so remove it from one of the two"
+    )]
+    ConflictingField {
+        /// `redact_fields`.
+        list: &'static str,
+        /// `drop_fields`.
+        other_list: &'static str,
+        /// The field name as given in `list`.
+        field: String,
+    },
+}
+
+impl FilterError {
+    /// The [`FilterSpec`] field the error is about (`include_users`, `drop_fields`, …), for the
+    /// configuration layer to name the setting the user wrote.
+    pub fn list(&self) -> &'static str {
+        match self {
+            Self::InvalidPattern { list, .. }
+            | Self::InvalidField { list, .. }
+            | Self::ConflictingField { list, .. } => list,
+        }
+    }
+}
+
+const EMPTY_PATTERN: &str = "is empty or only whitespace and would match only empty values; remove it from the list";
+const EMPTY_FIELD: &str = "is empty or only whitespace; remove it from the list";
+const SPACED_FIELD: &str = "has leading or trailing whitespace, which no event field name has; remove the whitespace";
+const WILDCARD_FIELD: &str =
+    "contains `*` or `?`, but field names are not patterns; list each top-level field by its exact name (e.g. paramList)";
+const ID_FIELD: &str =
+    "is added to every line by the archiver to tell which database it comes from, so it cannot be dropped or redacted; remove it from the list";
+const TYPE_FIELD: &str =
+    "tells records from heartbeats in the archive, so it cannot be dropped or redacted; remove it from the list";
+
+/// What to do with an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Archive it.
+    Keep,
+    /// A heartbeat, skipped because [`FilterSpec::skip_heartbeats`] is set.
+    Heartbeat,
+    /// Left out by an include or exclude list.
+    Filtered,
+}
+
+/// The event fields the include and exclude lists look at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    User,
+    Class,
+    Command,
+    Database,
+    ClientApplication,
+}
+
+impl Field {
+    fn read<'a>(self, event: &ActivityEvent<'a>) -> Option<Cow<'a, str>> {
+        match self {
+            Self::User => event.db_user_name(),
+            Self::Class => event.class(),
+            Self::Command => event.command(),
+            Self::Database => event.database_name(),
+            Self::ClientApplication => event.client_application(),
+        }
+    }
+}
+
+/// One non-empty include or exclude list, compiled.
+#[derive(Debug, Clone)]
+struct Rule {
+    field: Field,
+    include: bool,
+    patterns: Vec<WildMatch>,
+}
+
+impl Rule {
+    fn passes(&self, event: &ActivityEvent<'_>) -> bool {
+        let value = self.field.read(event);
+        let matched = value
+            .as_deref()
+            .is_some_and(|value| self.patterns.iter().any(|pattern| pattern.matches(value)));
+        matched == self.include
+    }
+}
+
+/// What [`Filter::write_line`] does with one top-level field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Copy,
+    Drop,
+    Redact,
+}
+
+/// A checked and compiled [`FilterSpec`].
+#[derive(Debug, Clone)]
+pub struct Filter {
+    skip_heartbeats: bool,
+    rules: Vec<Rule>,
+    drop_fields: Vec<String>,
+    redact_fields: Vec<String>,
+}
+
+impl Filter {
+    /// Checks and compiles `spec`.
+    ///
+    /// Fails on an empty (or only whitespace) pattern or field name, a field name with surrounding
+    /// whitespace or a wildcard, a field both dropped and redacted, and on dropping or redacting
+    /// `clusterId`, `instanceId` or `type` (ignoring ASCII case). The first problem found is reported.
+    pub fn new(spec: &FilterSpec) -> Result<Self, FilterError> {
+        let lists: [(&'static str, &[String], Field, bool); 9] = [
+            ("include_users", &spec.include_users, Field::User, true),
+            ("exclude_users", &spec.exclude_users, Field::User, false),
+            ("include_classes", &spec.include_classes, Field::Class, true),
+            ("exclude_classes", &spec.exclude_classes, Field::Class, false),
+            ("include_commands", &spec.include_commands, Field::Command, true),
+            ("exclude_commands", &spec.exclude_commands, Field::Command, false),
+            ("include_databases", &spec.include_databases, Field::Database, true),
+            ("exclude_databases", &spec.exclude_databases, Field::Database, false),
+            (
+                "exclude_client_applications",
+                &spec.exclude_client_applications,
+                Field::ClientApplication,
+                false,
+            ),
+        ];
+        let mut rules = Vec::new();
+        for (list, patterns, field, include) in lists {
+            if patterns.is_empty() {
+                continue;
+            }
+            let patterns = patterns
+                .iter()
+                .map(|pattern| compile(list, pattern))
+                .collect::<Result<Vec<_>, _>>()?;
+            rules.push(Rule {
+                field,
+                include,
+                patterns,
+            });
+        }
+
+        check_fields("drop_fields", &spec.drop_fields)?;
+        check_fields("redact_fields", &spec.redact_fields)?;
+        if let Some(field) = spec.redact_fields.iter().find(|field| {
+            spec.drop_fields
+                .iter()
+                .any(|dropped| dropped.eq_ignore_ascii_case(field))
+        }) {
+            return Err(FilterError::ConflictingField {
+                list: "redact_fields",
+                other_list: "drop_fields",
+                field: field.clone(),
+            });
+        }
+
+        Ok(Self {
+            skip_heartbeats: spec.skip_heartbeats,
+            rules,
+            drop_fields: spec.drop_fields.clone(),
+            redact_fields: spec.redact_fields.clone(),
+        })
+    }
+
+    /// Decides what to do with `event`: heartbeats first (skipped or kept whatever the lists say),
+    /// then every non-empty include and exclude list must let the event through.
+    pub fn verdict(&self, event: &ActivityEvent<'_>) -> Verdict {
+        if event.is_heartbeat() {
+            return if self.skip_heartbeats {
+                Verdict::Heartbeat
+            } else {
+                Verdict::Keep
+            };
+        }
+        if self.rules.iter().all(|rule| rule.passes(event)) {
+            Verdict::Keep
+        } else {
+            Verdict::Filtered
+        }
+    }
+
+    /// Whether [`Filter::write_line`] drops or redacts anything. When it does not, lines are written
+    /// by [`ndjson::write_event_line`] without parsing the event again.
+    pub fn rewrites_fields(&self) -> bool {
+        !self.drop_fields.is_empty() || !self.redact_fields.is_empty()
+    }
+
+    /// Appends a kept `event` to `out` as one NDJSON line (with `\n`): its fields in their original
+    /// order and JSON text, minus dropped fields, with redacted values replaced, plus the record's
+    /// `clusterId` and `instanceId` exactly as [`ndjson::write_event_line`] adds them.
+    ///
+    /// An event from [`ActivityRecord::parse`] is always a well-formed JSON object, so rewriting it
+    /// cannot fail; if it ever did, the line would hold only the resource ids, never an unfiltered
+    /// field.
+    pub fn write_line(&self, event: &ActivityEvent<'_>, record: &ActivityRecord<'_>, out: &mut Vec<u8>) {
+        if !self.rewrites_fields() {
+            ndjson::write_event_line(event, record, out);
+            return;
+        }
+        let start = out.len();
+        out.push(b'{');
+        let mut de = serde_json::Deserializer::from_str(event.raw_json());
+        let rewrite = Rewrite {
+            filter: self,
+            out: &mut *out,
+        };
+        let empty = match de.deserialize_map(rewrite) {
+            Ok(empty) => empty,
+            Err(_) => {
+                out.truncate(start);
+                out.push(b'{');
+                true
+            }
+        };
+        ndjson::finish_line(event, record, empty, out);
+    }
+
+    fn action(&self, key: &str) -> Action {
+        if self.drop_fields.iter().any(|field| field.eq_ignore_ascii_case(key)) {
+            Action::Drop
+        } else if self.redact_fields.iter().any(|field| field.eq_ignore_ascii_case(key)) {
+            Action::Redact
+        } else {
+            Action::Copy
+        }
+    }
+}
+
+fn compile(list: &'static str, pattern: &str) -> Result<WildMatch, FilterError> {
+    if pattern.trim().is_empty() {
+        return Err(FilterError::InvalidPattern {
+            list,
+            pattern: pattern.to_owned(),
+            reason: EMPTY_PATTERN,
+        });
+    }
+    Ok(WildMatch::new_case_insensitive(pattern))
+}
+
+fn check_fields(list: &'static str, fields: &[String]) -> Result<(), FilterError> {
+    for field in fields {
+        let reason = if field.trim().is_empty() {
+            EMPTY_FIELD
+        } else if field.trim() != field {
+            SPACED_FIELD
+        } else if field.contains(['*', '?']) {
+            WILDCARD_FIELD
+        } else if field.eq_ignore_ascii_case("clusterId") || field.eq_ignore_ascii_case("instanceId") {
+            ID_FIELD
+        } else if field.eq_ignore_ascii_case("type") {
+            TYPE_FIELD
+        } else {
+            continue;
+        };
+        return Err(FilterError::InvalidField {
+            list,
+            field: field.clone(),
+            reason,
+        });
+    }
+    Ok(())
+}
+
+/// Copies an event object's members into `out` (after its `{`), dropping and redacting as the
+/// filter says. Returns whether no member was written.
+struct Rewrite<'f> {
+    filter: &'f Filter,
+    out: &'f mut Vec<u8>,
+}
+
+impl<'de> Visitor<'de> for Rewrite<'_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an event object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        let mut empty = true;
+        while let Some(key) = map.next_key_seed(StrSeed)? {
+            let value: &'de RawValue = map.next_value()?;
+            let action = self.filter.action(&key);
+            if action == Action::Drop {
+                continue;
+            }
+            if !empty {
+                self.out.push(b',');
+            }
+            empty = false;
+            // Serialising a &str into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *self.out, key.as_ref());
+            self.out.push(b':');
+            if action == Action::Redact {
+                write_redacted(value, self.out);
+            } else {
+                self.out.extend_from_slice(value.get().as_bytes());
+            }
+        }
+        Ok(empty)
+    }
+}
+
+/// Writes `"sha256:<hex>"` for a redacted value, or `null` for `null`.
+fn write_redacted(value: &RawValue, out: &mut Vec<u8>) {
+    let raw = value.get();
+    if raw == "null" {
+        out.extend_from_slice(b"null");
+        return;
+    }
+    let text = if raw.starts_with('"') {
+        // A string escaping a lone surrogate (`"\ud800"`) has no UTF-8 content: hash its JSON text.
+        StrSeed
+            .deserialize(&mut serde_json::Deserializer::from_str(raw))
+            .unwrap_or(Cow::Borrowed(raw))
+    } else {
+        Cow::Borrowed(raw)
+    };
+    let hash = digest::digest(&digest::SHA256, text.as_bytes());
+    out.extend_from_slice(b"\"sha256:");
+    for byte in hash.as_ref() {
+        out.push(hex_digit(byte >> 4));
+        out.push(hex_digit(byte & 0x0f));
+    }
+    out.push(b'"');
+}
+
+fn hex_digit(nibble: u8) -> u8 {
+    match nibble {
+        0..=9 => b'0' + nibble,
+        _ => b'a' + (nibble - 10),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::activity::ParseLimits;
+
+    const CLUSTER: &str = "cluster-4HNY5V4RRNPKKYB7ICFKE5JBQQ";
+    const INSTANCE: &str = "db-FZJTMYKCXQBUUZ6VLU7NW3ITCM";
+    const IDS: &str =
+        r#""clusterId":"cluster-4HNY5V4RRNPKKYB7ICFKE5JBQQ","instanceId":"db-FZJTMYKCXQBUUZ6VLU7NW3ITCM""#;
+
+    const PG_SELECT: &str = r#"{"logTime":"2019-10-30 00:39:49.990579+00","statementId":1,"substatementId":1,"objectType":"TABLE","command":"SELECT","objectName":"persons","databaseName":"postgres","dbUserName":"app_user","remoteHost":"172.31.3.195","remotePort":"49804","sessionId":"5ce5f7f0.474b","rowCount":1,"commandText":"select * from persons where id = $1","paramList":["42"],"pid":18251,"clientApplication":"psql","exitCode":null,"class":"READ","serverVersion":"2.3.1","serverType":"PostgreSQL","serviceName":"Amazon Aurora PostgreSQL-Compatible edition","serverHost":"172.31.3.192","netProtocol":"TCP","dbProtocol":"Postgres 3.0","type":"record","errorMessage":null}"#;
+    const PG_CONNECT: &str = r#"{"logTime":"2019-10-30 00:40:01.101010+00","command":"CONNECT","databaseName":"rdsadmin","dbUserName":"rdsadmin","remoteHost":"[local]","commandText":null,"paramList":[],"clientApplication":null,"class":"MISC","type":"record"}"#;
+    const MY_QUERY: &str = r#"{"logTime":"2020-01-01 10:00:00.000000+00","statementId":7,"substatementId":1,"command":"QUERY","databaseName":"Sales","dbUserName":42,"remoteHost":"10.0.0.5","commandText":"SELECT 1","paramList":null,"clientApplication":"mysql","class":"MAIN","type":"record"}"#;
+    const ORA_LOGON: &str = r#"{"class":"Standard","clientApplication":"sqlplus@ip-10-0-0-1 (TNS V1-V3)","command":"LOGON","dbUserName":"ADMIN","databaseName":"ORCL","engineNativeAuditFields":{"CLIENT_ID":"x","OS_USER":"rdsdb"},"exitCode":0,"type":"record"}"#;
+    const HEARTBEAT: &str = r#"{"type":"heartbeat"}"#;
+
+    fn payload(events: &[&str]) -> String {
+        format!(
+            r#"{{"type":"DatabaseActivityMonitoringRecord","clusterId":"{CLUSTER}","instanceId":"{INSTANCE}","databaseActivityEventList":[{}]}}"#,
+            events.join(",")
+        )
+    }
+
+    fn parse(json: &str) -> ActivityRecord<'_> {
+        ActivityRecord::parse(json.as_bytes(), ParseLimits::default()).unwrap()
+    }
+
+    fn with(edit: impl FnOnce(&mut FilterSpec)) -> FilterSpec {
+        let mut spec = FilterSpec::default();
+        edit(&mut spec);
+        spec
+    }
+
+    fn list(items: &str) -> Vec<String> {
+        FilterSpec::parse_list(items)
+    }
+
+    fn verdicts(spec: &FilterSpec, events: &[&str]) -> Vec<Verdict> {
+        let json = payload(events);
+        let record = parse(&json);
+        let filter = Filter::new(spec).unwrap();
+        record.events.iter().map(|event| filter.verdict(event)).collect()
+    }
+
+    fn kept(spec: &FilterSpec, events: &[&str]) -> Vec<bool> {
+        verdicts(spec, events).into_iter().map(|v| v == Verdict::Keep).collect()
+    }
+
+    fn lines(spec: &FilterSpec, events: &[&str]) -> String {
+        let json = payload(events);
+        let record = parse(&json);
+        let filter = Filter::new(spec).unwrap();
+        let mut out = Vec::new();
+        for event in &record.events {
+            filter.write_line(event, &record, &mut out);
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    fn sha(hex: &str) -> String {
+        format!("\"sha256:{hex}\"")
+    }
+
+    const SHA_APP_USER: &str = "584ad191a3eb835074ec6e3eb955be1b1a3b9d1ce1f38404181c6c5ee8339784";
+    const SHA_42: &str = "73475cb40a568e8da8a045ced110137e159f890ac4da883b6b17dc651b3a8049";
+    const SHA_ABC: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+    const SHA_EMPTY: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    const SHA_NATIVE: &str = "63a0e415bf1f8e4b3b09149cb3954caca6b9993c2a8bbc623e5c5c73a748ecd3";
+
+    #[test]
+    fn parse_list_splits_on_commas_trims_and_drops_empty_items() {
+        assert_eq!(list(" rdsadmin, ,RDSTOPMGR,app_*,"), ["rdsadmin", "RDSTOPMGR", "app_*"]);
+        assert_eq!(list("CREATE TABLE"), ["CREATE TABLE"]);
+        assert!(list("").is_empty());
+        assert!(list(" , ,").is_empty());
+    }
+
+    #[test]
+    fn an_empty_spec_keeps_every_event_including_heartbeats() {
+        let all = [PG_SELECT, PG_CONNECT, MY_QUERY, ORA_LOGON, HEARTBEAT];
+        assert_eq!(verdicts(&FilterSpec::default(), &all), [Verdict::Keep; 5]);
+    }
+
+    #[test]
+    fn heartbeats_are_skipped_when_asked_and_otherwise_kept_whatever_the_lists_say() {
+        let skipping = with(|s| s.skip_heartbeats = true);
+        assert_eq!(
+            verdicts(&skipping, &[PG_SELECT, HEARTBEAT]),
+            [Verdict::Keep, Verdict::Heartbeat]
+        );
+        let strict = with(|s| {
+            s.include_users = list("app_user");
+            s.include_classes = list("READ");
+            s.exclude_commands = list("*");
+        });
+        assert_eq!(
+            verdicts(&strict, &[PG_SELECT, HEARTBEAT]),
+            [Verdict::Filtered, Verdict::Keep]
+        );
+        let strict_skipping = FilterSpec {
+            skip_heartbeats: true,
+            ..strict
+        };
+        assert_eq!(verdicts(&strict_skipping, &[HEARTBEAT]), [Verdict::Heartbeat]);
+    }
+
+    /// Picks one list out of a spec.
+    type ListOf = fn(&mut FilterSpec) -> &mut Vec<String>;
+
+    #[test]
+    fn each_list_filters_on_its_own_field_with_case_insensitive_globs() {
+        let events = [PG_SELECT, PG_CONNECT, MY_QUERY, ORA_LOGON];
+        let cases: [(ListOf, &str, [bool; 4]); 9] = [
+            (|s| &mut s.include_users, "RDS*,admin", [false, true, false, true]),
+            (|s| &mut s.exclude_users, "rds*,admin", [true, false, true, false]),
+            (|s| &mut s.include_classes, "read,main", [true, false, true, false]),
+            (|s| &mut s.exclude_classes, "MISC,standard", [true, false, true, false]),
+            (|s| &mut s.include_commands, "sel*", [true, false, false, false]),
+            (|s| &mut s.exclude_commands, "CONNECT,logon", [true, false, true, false]),
+            (|s| &mut s.include_databases, "POST*,sales", [true, false, true, false]),
+            (|s| &mut s.exclude_databases, "rdsadmin,*cl", [true, false, true, false]),
+            (
+                |s| &mut s.exclude_client_applications,
+                "PSQL,sqlplus*",
+                [false, true, true, false],
+            ),
+        ];
+        for (field, patterns, expected) in cases {
+            let spec = with(|s| *field(s) = list(patterns));
+            assert_eq!(kept(&spec, &events), expected, "{spec:?}");
+        }
+    }
+
+    #[test]
+    fn a_pattern_without_a_star_must_match_the_whole_value() {
+        let spec = with(|s| s.include_users = list("admin"));
+        assert_eq!(kept(&spec, &[PG_CONNECT, ORA_LOGON]), [false, true]);
+        let spec = with(|s| s.include_commands = list("CREATE"));
+        let create_table = r#"{"command":"CREATE TABLE","type":"record"}"#;
+        assert_eq!(kept(&spec, &[create_table]), [false]);
+    }
+
+    #[test]
+    fn a_question_mark_matches_exactly_one_character() {
+        let spec = with(|s| s.include_users = list("app?user"));
+        let other = r#"{"dbUserName":"app__user","type":"record"}"#;
+        assert_eq!(kept(&spec, &[PG_SELECT, other]), [true, false]);
+    }
+
+    #[test]
+    fn include_lists_filter_out_events_without_a_value_for_the_field() {
+        let spec = with(|s| s.include_users = list("*"));
+        let missing = r#"{"command":"SELECT","type":"record"}"#;
+        let null = r#"{"dbUserName":null,"type":"record"}"#;
+        let object = r#"{"dbUserName":{"name":"app_user"},"type":"record"}"#;
+        assert_eq!(
+            kept(&spec, &[PG_SELECT, missing, null, object]),
+            [true, false, false, false]
+        );
+    }
+
+    #[test]
+    fn exclude_lists_never_filter_out_events_without_a_value_for_the_field() {
+        let spec = with(|s| s.exclude_client_applications = list("*"));
+        let missing = r#"{"command":"SELECT","type":"record"}"#;
+        // PG_CONNECT has "clientApplication": null.
+        assert_eq!(kept(&spec, &[PG_SELECT, PG_CONNECT, missing]), [false, true, true]);
+    }
+
+    #[test]
+    fn number_valued_fields_match_as_their_json_text() {
+        let spec = with(|s| s.include_users = list("42"));
+        assert_eq!(kept(&spec, &[MY_QUERY, PG_SELECT]), [true, false]);
+        let spec = with(|s| s.exclude_users = list("4*"));
+        assert_eq!(kept(&spec, &[MY_QUERY, PG_SELECT]), [false, true]);
+    }
+
+    #[test]
+    fn escaped_values_are_matched_unescaped() {
+        let spec = with(|s| s.include_commands = list("select"));
+        let escaped = r#"{"command":"SEL\u0045CT","type":"record"}"#;
+        assert_eq!(kept(&spec, &[escaped]), [true]);
+    }
+
+    #[test]
+    fn all_lists_must_let_an_event_through() {
+        let spec = with(|s| {
+            s.include_users = list("app_user,rdsadmin,42");
+            s.exclude_classes = list("misc");
+            s.include_databases = list("postgres,rdsadmin");
+        });
+        assert_eq!(kept(&spec, &[PG_SELECT, PG_CONNECT, MY_QUERY]), [true, false, false]);
+    }
+
+    #[test]
+    fn rewrites_fields_is_false_by_default_and_the_fast_path_writes_what_ndjson_writes() {
+        let filter = Filter::new(&FilterSpec::default()).unwrap();
+        assert!(!filter.rewrites_fields());
+        let events = [PG_SELECT, PG_CONNECT, MY_QUERY, ORA_LOGON, HEARTBEAT, r#"{ "a" : 1 }"#];
+        let json = payload(&events);
+        let record = parse(&json);
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        for event in &record.events {
+            filter.write_line(event, &record, &mut ours);
+            ndjson::write_event_line(event, &record, &mut theirs);
+        }
+        assert_eq!(ours, theirs);
+        assert!(Filter::new(&with(|s| s.drop_fields = list("paramList")))
+            .unwrap()
+            .rewrites_fields());
+        assert!(Filter::new(&with(|s| s.redact_fields = list("dbUserName")))
+            .unwrap()
+            .rewrites_fields());
+    }
+
+    #[test]
+    fn dropping_and_redacting_keeps_every_other_field_byte_for_byte_in_order() {
+        let spec = with(|s| {
+            s.drop_fields = list("commandText,paramList,notThere");
+            s.redact_fields = list("dbUserName,remoteHost,pid,exitCode,engineNativeAuditFields");
+        });
+        let event = r#"{"logTime":"2019-10-30 00:39:49.990579+00","statementId":1,"command":"SELECT","dbUserName":"app_user","remoteHost":"","commandText":"select * from persons where id = $1","paramList":["42"],"pid":42,"rowCount":1.50,"exitCode":null,"engineNativeAuditFields":{"CLIENT_ID":"x","OS_USER":"rdsdb"},"class":"READ","type":"record"}"#;
+        let expected = format!(
+            r#"{{"logTime":"2019-10-30 00:39:49.990579+00","statementId":1,"command":"SELECT","dbUserName":{},"remoteHost":{},"pid":{},"rowCount":1.50,"exitCode":null,"engineNativeAuditFields":{},"class":"READ","type":"record",{IDS}}}"#,
+            sha(SHA_APP_USER),
+            sha(SHA_EMPTY),
+            sha(SHA_42),
+            sha(SHA_NATIVE),
+        ) + "\n";
+        assert_eq!(lines(&spec, &[event]), expected);
+    }
+
+    #[test]
+    fn rewritten_lines_drop_the_whitespace_between_fields_only() {
+        let spec = with(|s| s.drop_fields = list("paramList"));
+        let event = "{ \"commandText\" : \"a ,  b\" ,\n \"paramList\" : [ 1 ], \"rowCount\" : 1.0e3 }";
+        let expected = format!("{{\"commandText\":\"a ,  b\",\"rowCount\":1.0e3,{IDS}}}\n");
+        assert_eq!(lines(&spec, &[event]), expected);
+    }
+
+    #[test]
+    fn escaped_keys_are_matched_unescaped_and_re_emitted_as_valid_json() {
+        let spec = with(|s| {
+            s.drop_fields = list("paramList");
+            s.redact_fields = list("dbUserName");
+        });
+        let event = r#"{"param\u004cist":["42"],"db\u0055serName":"app_user","odd\"key\\\u0001":1,"caf\u00e9":"ok"}"#;
+        let expected = format!(
+            "{{\"dbUserName\":{},\"odd\\\"key\\\\\\u0001\":1,\"café\":\"ok\",{IDS}}}\n",
+            sha(SHA_APP_USER)
+        );
+        let out = lines(&spec, &[event]);
+        assert_eq!(out, expected);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["odd\"key\\\u{1}"], 1);
+    }
+
+    #[test]
+    fn equal_values_get_equal_hashes_whatever_their_escapes_or_json_type() {
+        let spec = with(|s| s.redact_fields = list("dbUserName"));
+        let events = [
+            r#"{"dbUserName":"abc"}"#,
+            r#"{"dbUserName":"\u0061b\u0063"}"#,
+            r#"{"dbUserName":"42"}"#,
+            r#"{"dbUserName":42}"#,
+            r#"{"dbUserName":"ABC"}"#,
+        ];
+        let out = lines(&spec, &events);
+        let hashes: Vec<serde_json::Value> = out
+            .lines()
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()["dbUserName"].clone())
+            .collect();
+        assert_eq!(hashes[0], format!("sha256:{SHA_ABC}"));
+        assert_eq!(hashes[1], hashes[0]);
+        assert_eq!(hashes[2], format!("sha256:{SHA_42}"));
+        assert_eq!(hashes[3], hashes[2]);
+        assert_ne!(hashes[4], hashes[0]);
+    }
+
+    #[test]
+    fn field_names_match_ignoring_ascii_case_and_every_duplicate_is_dropped() {
+        let spec = with(|s| s.drop_fields = list("PARAMLIST,commandtext"));
+        let event = r#"{"paramList":[1],"a":1,"commandText":"x","paramList":[2],"ParamList":3}"#;
+        assert_eq!(lines(&spec, &[event]), format!("{{\"a\":1,{IDS}}}\n"));
+    }
+
+    #[test]
+    fn a_lone_surrogate_is_redacted_by_its_json_text_without_panicking() {
+        let spec = with(|s| s.redact_fields = list("dbUserName"));
+        // The parser accepts `"\ud800"`, but it has no UTF-8 content to hash.
+        let out = lines(&spec, &[r#"{"dbUserName":"\ud800"}"#]);
+        let expected = sha("8c0c59dd0d275aadcd462a5fe12eb352cbdfeaf961eae4f85a4660521df7d2f5");
+        assert_eq!(out, format!("{{\"dbUserName\":{expected},{IDS}}}\n"));
+    }
+
+    #[test]
+    fn every_rewritten_line_is_valid_json_with_the_resource_ids() {
+        let spec = with(|s| {
+            s.drop_fields = list("paramList,commandText,a");
+            s.redact_fields = list("dbUserName,engineNativeAuditFields,remoteHost");
+        });
+        let events = [
+            PG_SELECT,
+            PG_CONNECT,
+            MY_QUERY,
+            ORA_LOGON,
+            HEARTBEAT,
+            "{}",
+            "{ }",
+            r#"{"a":1}"#,
+            r#"{ "a" : {"}":"{"} }"#,
+            r#"{"clusterId":"own","a":[1],"dbUserName":"x"}"#,
+        ];
+        let out = lines(&spec, &events);
+        assert_eq!(out.lines().count(), events.len());
+        for line in out.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert!(v.get("paramList").is_none() && v.get("commandText").is_none() && v.get("a").is_none());
+            assert_eq!(v["instanceId"], INSTANCE, "{line}");
+            assert!(v["clusterId"] == CLUSTER || v["clusterId"] == "own", "{line}");
+        }
+        assert!(out.contains(&format!("\n{{{IDS}}}\n")));
+    }
+
+    #[test]
+    fn new_rejects_empty_patterns_naming_the_list() {
+        for pattern in ["", "  "] {
+            let err =
+                Filter::new(&with(|s| s.exclude_databases = vec!["rdsadmin".into(), pattern.into()])).unwrap_err();
+            assert_eq!(
+                err,
+                FilterError::InvalidPattern {
+                    list: "exclude_databases",
+                    pattern: pattern.into(),
+                    reason: EMPTY_PATTERN
+                }
+            );
+            assert_eq!(err.list(), "exclude_databases");
+            assert!(err.to_string().starts_with("exclude_databases: the pattern"), "{err}");
+        }
+    }
+
+    #[test]
+    fn new_rejects_a_field_both_dropped_and_redacted() {
+        let err = Filter::new(&with(|s| {
+            s.drop_fields = list("paramList,commandText");
+            s.redact_fields = list("dbUserName,CommandText");
+        }))
+        .unwrap_err();
+        assert_eq!(
+            err,
+            FilterError::ConflictingField {
+                list: "redact_fields",
+                other_list: "drop_fields",
+                field: "CommandText".into()
+            }
+        );
+        assert!(err.to_string().contains("remove it from one of the two"), "{err}");
+    }
+
+    #[test]
+    fn new_rejects_dropping_or_redacting_the_fields_that_identify_a_line() {
+        for (field, reason) in [("clusterId", ID_FIELD), ("INSTANCEID", ID_FIELD), ("type", TYPE_FIELD)] {
+            for drop in [true, false] {
+                let err = Filter::new(&with(|s| {
+                    let list = if drop { &mut s.drop_fields } else { &mut s.redact_fields };
+                    *list = vec![field.into()];
+                }))
+                .unwrap_err();
+                let list = if drop { "drop_fields" } else { "redact_fields" };
+                assert_eq!(
+                    err,
+                    FilterError::InvalidField {
+                        list,
+                        field: field.into(),
+                        reason
+                    }
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn new_rejects_empty_spaced_and_wildcard_field_names() {
+        for (field, reason) in [
+            ("", EMPTY_FIELD),
+            (" ", EMPTY_FIELD),
+            (" paramList", SPACED_FIELD),
+            ("param*", WILDCARD_FIELD),
+            ("param?ist", WILDCARD_FIELD),
+        ] {
+            let err = Filter::new(&with(|s| s.drop_fields = vec![field.into()])).unwrap_err();
+            assert_eq!(
+                err,
+                FilterError::InvalidField {
+                    list: "drop_fields",
+                    field: field.into(),
+                    reason
+                }
+            );
+        }
+    }
+}

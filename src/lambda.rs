@@ -1,0 +1,104 @@
+//! The Lambda front door (feature `lambda`): a Kinesis event-source mapping's batch in, the
+//! `ReportBatchItemFailures` reply out.
+//!
+//! The event is read leniently (a record whose `data` is not base64 is quarantined, not a crash of the
+//! whole invocation), handed to [`Archiver::process`], and the outcome becomes at most one batch item
+//! failure: the sequence number Kinesis must retry from. It never reports an empty identifier, which
+//! would fail the whole batch.
+
+use aws_lambda_events::event::streams::KinesisEventResponse;
+use base64::Engine as _;
+use lambda_runtime::LambdaEvent;
+use serde::Deserialize;
+
+use crate::archive::Sink;
+use crate::batch::{emf_line, Archiver, Batch, InputRecord};
+use crate::keys::DataKeySource;
+
+/// A Kinesis event as Lambda delivers it, with only the fields the archiver uses.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct KinesisBatchEvent {
+    /// The records, in order.
+    #[serde(rename = "Records", default)]
+    pub records: Vec<KinesisEventRecord>,
+}
+
+/// One record of a [`KinesisBatchEvent`].
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct KinesisEventRecord {
+    /// `shardId-…:<sequence number>`.
+    #[serde(rename = "eventID", default)]
+    pub event_id: Option<String>,
+    /// The stream (or consumer) ARN.
+    #[serde(rename = "eventSourceARN", default)]
+    pub event_source_arn: Option<String>,
+    /// The Kinesis part.
+    #[serde(default)]
+    pub kinesis: KinesisData,
+}
+
+/// The `kinesis` object of an event record.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KinesisData {
+    /// Base64 of the record data.
+    #[serde(default)]
+    pub data: String,
+    /// Sequence number.
+    #[serde(default)]
+    pub sequence_number: String,
+    /// Partition key.
+    #[serde(default)]
+    pub partition_key: String,
+    /// Arrival time, Unix seconds with a fraction.
+    #[serde(default)]
+    pub approximate_arrival_timestamp: f64,
+}
+
+impl From<KinesisBatchEvent> for Batch {
+    fn from(event: KinesisBatchEvent) -> Self {
+        let event_source_arn = event.records.iter().find_map(|r| r.event_source_arn.clone());
+        let records = event
+            .records
+            .into_iter()
+            .map(|r| InputRecord {
+                data: base64::engine::general_purpose::STANDARD
+                    .decode(r.kinesis.data.as_bytes())
+                    .ok(),
+                shard_id: r
+                    .event_id
+                    .as_deref()
+                    .and_then(|id| id.split_once(':'))
+                    .map(|(shard, _)| shard.to_owned())
+                    .unwrap_or_else(|| "shardId-unknown".to_owned()),
+                sequence_number: r.kinesis.sequence_number,
+                partition_key: r.kinesis.partition_key,
+                arrival_seconds: r.kinesis.approximate_arrival_timestamp,
+            })
+            .collect();
+        Batch {
+            event_source_arn,
+            records,
+        }
+    }
+}
+
+/// Handles one invocation.
+pub async fn handle<K: DataKeySource, S: Sink>(
+    archiver: &Archiver<K, S>,
+    event: LambdaEvent<KinesisBatchEvent>,
+) -> Result<KinesisEventResponse, lambda_runtime::Error> {
+    let outcome = archiver.process(Batch::from(event.payload)).await;
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default();
+    let resource_id = outcome.resource_id.as_ref().map(|r| r.as_str()).unwrap_or("unknown");
+    // Embedded Metric Format: one JSON line on stdout, which CloudWatch Logs turns into metrics.
+    println!("{}", emf_line(&outcome.metrics, resource_id, millis));
+    let mut response = KinesisEventResponse::default();
+    if let Some(sequence) = outcome.retry_from.filter(|s| !s.is_empty()) {
+        response.add_failure(sequence);
+    }
+    Ok(response)
+}
