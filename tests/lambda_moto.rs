@@ -1,0 +1,370 @@
+//! The real Lambda handler against moto's server: data keys from moto's KMS (GenerateDataKey with the
+//! DAS encryption context), records from our encoder, objects read back from moto's S3 and compared
+//! line by line; every failure path ends archived, quarantined or reported for retry.
+
+#![cfg(feature = "lambda")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use aws_config::SdkConfig;
+use common::moto::{self, Moto};
+use das_archiver::archive::S3Sink;
+use das_archiver::batch::Archiver;
+use das_archiver::config::Settings;
+use das_archiver::envelope::{Envelope, ResourceId};
+use das_archiver::esdk::RawAesKeyring;
+use das_archiver::filter::Filter;
+use das_archiver::keys::{KeyCache, KmsKeySource};
+use das_archiver::lambda::{handle, KinesisBatchEvent};
+use das_archiver::record::{self, EncodeOptions};
+use das_archiver::simulate::{lambda_kinesis_event, Engine, Simulator};
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::{json, Value};
+
+const BUCKET: &str = "das-archive";
+const ARRIVAL: f64 = 1_795_314_600.0; // 2026-11-22 02:30 UTC
+
+struct Env {
+    moto: Moto,
+    cfg: SdkConfig,
+    key_id: String,
+}
+
+async fn env() -> Env {
+    let moto = Moto::start();
+    let cfg = moto.sdk_config().await;
+    let key_id = moto::create_kms_key(&cfg).await;
+    moto::create_bucket(&cfg, BUCKET).await;
+    Env { moto, cfg, key_id }
+}
+
+fn stream_arn(resource: &ResourceId) -> String {
+    format!(
+        "arn:aws:kinesis:us-east-1:123456789012:stream/{}",
+        resource.stream_name()
+    )
+}
+
+type TestArchiver = Archiver<KmsKeySource, S3Sink>;
+
+fn archiver(kms: &SdkConfig, s3: &SdkConfig, vars: &[(&str, &str)]) -> TestArchiver {
+    let mut all: BTreeMap<&str, &str> = [("DAS_ARCHIVE_BUCKET", BUCKET), ("DAS_S3_FORCE_PATH_STYLE", "true")].into();
+    all.extend(vars.iter().copied());
+    let settings = Settings::from_lookup(|name| all.get(name).map(|v| (*v).to_owned())).unwrap();
+    Archiver::new(
+        settings.batch_settings(),
+        KeyCache::new(KmsKeySource::new(kms), settings.key_cache),
+        Filter::new(&settings.filter).unwrap(),
+        S3Sink::new(s3, &settings.bucket, settings.s3_force_path_style),
+    )
+}
+
+/// Records of one engine, all under one KMS data key, and the payloads they hold.
+async fn records(
+    env: &Env,
+    engine: Engine,
+    resource: &ResourceId,
+    count: usize,
+    events: usize,
+) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let (key, blob) = moto::generate_das_data_key(&env.cfg, &env.key_id, resource).await;
+    let keyring = RawAesKeyring::das(&key).unwrap();
+    let (cluster, instance) = match resource {
+        ResourceId::Cluster(id) => (id.clone(), format!("db-{}", &id[8..])),
+        ResourceId::Instance(id) => (String::new(), id.clone()),
+    };
+    let mut sim = Simulator::new(engine, &cluster, &instance, count as u64);
+    let options = EncodeOptions {
+        version: engine.record_version().into(),
+        esdk: engine.encrypt_options(),
+    };
+    let mut data = Vec::new();
+    let mut payloads = Vec::new();
+    for i in 0..count {
+        let mut list = sim.events(events);
+        if i % 3 == 0 {
+            list.push(sim.heartbeat());
+        }
+        let payload = sim.payload(&list);
+        data.push(record::encode_with(&payload, &keyring, &blob, &options).unwrap());
+        payloads.push(payload);
+    }
+    (data, payloads)
+}
+
+async fn invoke(archiver: &TestArchiver, event: Value) -> Value {
+    let event: KinesisBatchEvent = serde_json::from_value(event).unwrap();
+    let response = handle(archiver, LambdaEvent::new(event, Context::default()))
+        .await
+        .unwrap();
+    serde_json::to_value(response).unwrap()
+}
+
+/// Every line of every archive object under `prefix`, in key order, parsed.
+async fn archived_lines(cfg: &SdkConfig, prefix: &str) -> Vec<Value> {
+    let mut lines = Vec::new();
+    for (key, body) in moto::read_objects(cfg, BUCKET, prefix).await {
+        assert!(key.ends_with(".ndjson.gz"), "{key}");
+        let text = das_archiver::gunzip::gunzip(&body, 1 << 30).unwrap();
+        lines.extend(
+            String::from_utf8(text)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap()),
+        );
+    }
+    lines
+}
+
+/// What the archive must hold for these payloads: every non-heartbeat event plus its record's ids.
+fn expected_lines(payloads: &[Vec<u8>]) -> Vec<Value> {
+    payloads
+        .iter()
+        .flat_map(|p| {
+            let payload: Value = serde_json::from_slice(p).unwrap();
+            let (cluster, instance) = (payload["clusterId"].clone(), payload["instanceId"].clone());
+            payload["databaseActivityEventList"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["type"] != "heartbeat")
+                .map(|e| {
+                    let mut e = e.clone();
+                    e["clusterId"] = cluster.clone();
+                    e["instanceId"] = instance.clone();
+                    e
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn batches_from_all_four_engines_land_in_s3_exactly_as_produced() {
+    let env = env().await;
+    let archiver = archiver(&env.cfg, &env.cfg, &[]);
+    let engines = [
+        (Engine::AuroraPostgresql, "cluster-PGAURORA0001"),
+        (Engine::AuroraMysql, "cluster-MYAURORA0001"),
+        (Engine::Oracle, "db-ORACLE00000001"),
+        (Engine::SqlServer, "db-SQLSERVER000001"),
+    ];
+    for (engine, id) in engines {
+        let resource = ResourceId::parse(id).unwrap();
+        let (data, payloads) = records(&env, engine, &resource, 12, 5).await;
+        let event = lambda_kinesis_event(&stream_arn(&resource), "shardId-000000000000", &data, 0, ARRIVAL);
+        assert_eq!(
+            invoke(&archiver, event).await,
+            json!({"batchItemFailures": []}),
+            "{engine:?}"
+        );
+        let lines = archived_lines(&env.cfg, &format!("activity/{id}/")).await;
+        assert_eq!(lines, expected_lines(&payloads), "{engine:?}");
+        let keys: Vec<String> = moto::read_objects(&env.cfg, BUCKET, &format!("activity/{id}/"))
+            .await
+            .into_keys()
+            .collect();
+        assert_eq!(keys.len(), 1);
+        assert!(
+            keys[0].starts_with(&format!("activity/{id}/dt=2026-11-22/hour=02/shardId-000000000000-")),
+            "{}",
+            keys[0]
+        );
+    }
+    assert!(moto::read_objects(&env.cfg, BUCKET, "activity/quarantine/")
+        .await
+        .is_empty());
+}
+
+#[tokio::test]
+async fn filters_drop_and_redaction_shape_what_is_archived() {
+    let env = env().await;
+    let archiver = archiver(
+        &env.cfg,
+        &env.cfg,
+        &[
+            ("DAS_EXCLUDE_CLASSES", "read"),
+            ("DAS_DROP_FIELDS", "paramList"),
+            ("DAS_REDACT_FIELDS", "commandText"),
+        ],
+    );
+    let resource = ResourceId::parse("cluster-FILTERED00001").unwrap();
+    let (data, payloads) = records(&env, Engine::AuroraPostgresql, &resource, 10, 10).await;
+    invoke(
+        &archiver,
+        lambda_kinesis_event(&stream_arn(&resource), "shardId-000000000001", &data, 0, ARRIVAL),
+    )
+    .await;
+    let lines = archived_lines(&env.cfg, "activity/cluster-FILTERED00001/").await;
+    let expected: Vec<Value> = expected_lines(&payloads)
+        .into_iter()
+        .filter(|e| e["class"] != "READ")
+        .collect();
+    assert!(!lines.is_empty() && lines.len() == expected.len() && lines.len() < 100);
+    for (got, want) in lines.iter().zip(&expected) {
+        assert!(got.get("paramList").is_none());
+        assert_eq!(got["statementId"], want["statementId"]);
+        match want["commandText"].as_str() {
+            Some(_) => assert!(got["commandText"].as_str().unwrap().starts_with("sha256:")),
+            None => assert!(got["commandText"].is_null()),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_retried_batch_overwrites_the_same_objects_without_duplicate_lines() {
+    let env = env().await;
+    let archiver = archiver(&env.cfg, &env.cfg, &[]);
+    let resource = ResourceId::parse("cluster-RETRIED000001").unwrap();
+    let (data, payloads) = records(&env, Engine::AuroraMysql, &resource, 8, 4).await;
+    // Two hours in one batch: records arrive 1 ms apart, starting 4 ms before the hour.
+    let event = lambda_kinesis_event(
+        &stream_arn(&resource),
+        "shardId-000000000002",
+        &data,
+        100,
+        1_795_316_399.996,
+    );
+    invoke(&archiver, event.clone()).await;
+    let first: Vec<String> = moto::read_objects(&env.cfg, BUCKET, "activity/")
+        .await
+        .into_keys()
+        .collect();
+    invoke(&archiver, event).await;
+    let second: Vec<String> = moto::read_objects(&env.cfg, BUCKET, "activity/")
+        .await
+        .into_keys()
+        .collect();
+    assert_eq!(first, second);
+    assert_eq!(first.len(), 2, "{first:?}");
+    assert_eq!(
+        archived_lines(&env.cfg, "activity/cluster-RETRIED000001/").await,
+        expected_lines(&payloads)
+    );
+}
+
+#[tokio::test]
+async fn tampered_wrong_context_bomb_and_malformed_records_are_quarantined_and_the_rest_archived() {
+    let env = env().await;
+    let archiver = archiver(&env.cfg, &env.cfg, &[("DAS_MAX_DECOMPRESSED_BYTES", "1048576")]);
+    let resource = ResourceId::parse("cluster-BADRECORDS001").unwrap();
+    let (mut data, payloads) = records(&env, Engine::AuroraPostgresql, &resource, 6, 3).await;
+    // 1: a flipped ciphertext byte.
+    let mut tampered = Envelope::parse(&data[1]).unwrap();
+    let n = tampered.message.len();
+    tampered.message[n - 20] ^= 0x40;
+    data[1] = tampered.to_json();
+    // 2: a data key made for another cluster: KMS refuses it under this stream's context.
+    let other = ResourceId::parse("cluster-SOMEONEELSE01").unwrap();
+    let (other_data, _) = records(&env, Engine::AuroraPostgresql, &other, 1, 1).await;
+    data[2] = other_data[0].clone();
+    // 3: a gzip bomb under the right key.
+    let (key, blob) = moto::generate_das_data_key(&env.cfg, &env.key_id, &resource).await;
+    let bomb = das_archiver::gunzip::gzip(&vec![b'{'; 8 << 20]);
+    let message = das_archiver::esdk::encrypt(&bomb, &RawAesKeyring::das(&key).unwrap(), &Default::default()).unwrap();
+    data[3] = Envelope {
+        version: "1.1".into(),
+        message,
+        key_blob: blob,
+    }
+    .to_json();
+    // 4: not JSON.
+    data[4] = b"{\"type\":\"DatabaseActivityMonitoringRecords\",".to_vec();
+    let event = lambda_kinesis_event(&stream_arn(&resource), "shardId-000000000003", &data, 0, ARRIVAL);
+    assert_eq!(invoke(&archiver, event).await, json!({"batchItemFailures": []}));
+
+    let lines = archived_lines(&env.cfg, "activity/cluster-BADRECORDS001/").await;
+    let good = [payloads[0].clone(), payloads[5].clone()];
+    assert_eq!(lines, expected_lines(&good));
+    let quarantine = moto::read_objects(
+        &env.cfg,
+        BUCKET,
+        "activity/quarantine/cluster-BADRECORDS001/dt=2026-11-22/",
+    )
+    .await;
+    assert_eq!(quarantine.len(), 4);
+    let reasons: Vec<String> = quarantine
+        .values()
+        .map(|body| {
+            serde_json::from_slice::<Value>(body).unwrap()["error"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    for want in [
+        "does not authenticate",
+        "InvalidCiphertextException",
+        "decompression bomb",
+        "not a DAS record JSON object",
+    ] {
+        assert!(
+            reasons.iter().any(|r| r.contains(want)),
+            "no quarantine reason mentions {want}: {reasons:?}"
+        );
+    }
+}
+
+fn closed_port_config(cfg: &SdkConfig) -> SdkConfig {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    cfg.to_builder()
+        .endpoint_url(format!("http://127.0.0.1:{port}"))
+        .build()
+}
+
+#[tokio::test]
+async fn when_kms_is_unreachable_the_batch_is_retried_from_its_first_record_and_nothing_is_written() {
+    let env = env().await;
+    let archiver = archiver(&closed_port_config(&env.cfg), &env.cfg, &[]);
+    let resource = ResourceId::parse("cluster-NOKMS00000001").unwrap();
+    let (data, _) = records(&env, Engine::AuroraPostgresql, &resource, 3, 2).await;
+    let event = lambda_kinesis_event(&stream_arn(&resource), "shardId-000000000004", &data, 7, ARRIVAL);
+    let first = event["Records"][0]["kinesis"]["sequenceNumber"].clone();
+    assert_eq!(
+        invoke(&archiver, event).await,
+        json!({"batchItemFailures": [{"itemIdentifier": first}]})
+    );
+    assert!(moto::read_objects(&env.cfg, BUCKET, "").await.is_empty());
+}
+
+#[tokio::test]
+async fn when_s3_is_unreachable_nothing_is_reported_done() {
+    let env = env().await;
+    let archiver = archiver(&env.cfg, &closed_port_config(&env.cfg), &[]);
+    let resource = ResourceId::parse("cluster-NOS300000001").unwrap();
+    let (mut data, _) = records(&env, Engine::AuroraPostgresql, &resource, 3, 2).await;
+    data.push(b"garbage".to_vec()); // even its quarantine write fails: it must be retried too
+    let event = lambda_kinesis_event(&stream_arn(&resource), "shardId-000000000005", &data, 0, ARRIVAL);
+    let first = event["Records"][0]["kinesis"]["sequenceNumber"].clone();
+    assert_eq!(
+        invoke(&archiver, event).await,
+        json!({"batchItemFailures": [{"itemIdentifier": first}]})
+    );
+}
+
+#[tokio::test]
+async fn a_thousand_records_sharing_one_data_key_make_one_kms_call() {
+    let env = env().await;
+    let archiver = archiver(&env.cfg, &env.cfg, &[]);
+    let resource = ResourceId::parse("cluster-KMSCOUNT00001").unwrap();
+    let (data, payloads) = records(&env, Engine::AuroraPostgresql, &resource, 1000, 1).await;
+    env.moto.start_recording();
+    let event = lambda_kinesis_event(&stream_arn(&resource), "shardId-000000000006", &data, 0, ARRIVAL);
+    assert_eq!(invoke(&archiver, event.clone()).await, json!({"batchItemFailures": []}));
+    assert_eq!(env.moto.count_kms_calls("Decrypt"), 1);
+    // A warm container's next batch under the same key makes none.
+    invoke(&archiver, event).await;
+    assert_eq!(env.moto.count_kms_calls("Decrypt"), 1);
+    assert_eq!(archiver.keys().stats().source_calls, 1);
+    assert_eq!(
+        archived_lines(&env.cfg, "activity/cluster-KMSCOUNT00001/").await.len(),
+        expected_lines(&payloads).len()
+    );
+}
