@@ -6,12 +6,15 @@ CARGO   ?= cargo
 # The official Python ESDK (test oracle and benchmark baseline) and, later, moto's server.
 ORACLE_REQUIREMENTS := tests/oracle/requirements.txt
 
-.PHONY: help run test lint bench venv fuzz-check fuzz build clean
+.PHONY: help run demo test lint bench venv fuzz-check fuzz build clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 
-run: build ## Encode realistic DAS records for all four engines, decode them back, show events and speed
+run: venv build ## The archiver on a local AWS (moto): simulated DAS stream -> Lambda -> S3
+	scripts/run-local.sh
+
+demo: build ## The decoding core alone, offline: encode records for all four engines and decode them back
 	./target/release/das demo
 
 test: venv ## Unit, integration, official-vector, Python cross-check and property tests
@@ -30,8 +33,8 @@ fuzz-check: ## Check that the fuzz targets build (stable toolchain, no sanitizer
 fuzz: ## Run the ESDK fuzz target for 10 minutes (needs nightly and cargo-fuzz)
 	cd fuzz && $(CARGO) +nightly fuzz run esdk_decrypt -- -max_total_time=600
 
-build: ## Release build of the `das` binary
-	$(CARGO) build --release --bin das
+build: ## Release build of the binaries (`das`, `das-archiver-lambda`)
+	$(CARGO) build --release --bins
 
 venv: $(VENV)/.installed ## Project-local Python virtualenv with the test oracles
 

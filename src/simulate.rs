@@ -67,6 +67,87 @@ pub enum Activity {
     Ddl,
 }
 
+/// Relative weights of the kinds of activity; logins are split evenly into logins and logouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mix {
+    /// Reads (SELECT).
+    pub read: u64,
+    /// Writes (UPDATE).
+    pub write: u64,
+    /// Schema changes.
+    pub ddl: u64,
+    /// Logins and logouts.
+    pub login: u64,
+}
+
+impl Mix {
+    /// A TPC-B-like (pgbench) mix: 62 % reads, 33 % writes, 4 % logins and logouts, 1 % DDL.
+    pub fn pgbench() -> Self {
+        Self {
+            read: 62,
+            write: 33,
+            ddl: 1,
+            login: 4,
+        }
+    }
+
+    /// Parses `pgbench`, or `read=60,write=30,ddl=1,login=5` (missing kinds weigh 0).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text.trim().eq_ignore_ascii_case("pgbench") {
+            return Ok(Self::pgbench());
+        }
+        let mut mix = Self {
+            read: 0,
+            write: 0,
+            ddl: 0,
+            login: 0,
+        };
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (name, weight) = part
+                .split_once('=')
+                .ok_or_else(|| format!("{part:?} is not kind=weight"))?;
+            let weight: u64 = weight
+                .trim()
+                .parse()
+                .map_err(|_| format!("{weight:?} is not a whole number"))?;
+            match name.trim().to_ascii_lowercase().as_str() {
+                "read" => mix.read = weight,
+                "write" => mix.write = weight,
+                "ddl" => mix.ddl = weight,
+                "login" => mix.login = weight,
+                other => return Err(format!("{other:?} is not one of read, write, ddl, login")),
+            }
+        }
+        if mix.total() == 0 {
+            return Err("the weights add up to 0".to_owned());
+        }
+        Ok(mix)
+    }
+
+    fn total(&self) -> u64 {
+        self.read + self.write + self.ddl + self.login
+    }
+
+    fn pick(&self, roll: u64) -> Activity {
+        let mut roll = roll;
+        for (weight, activity) in [
+            (self.read, Activity::Read),
+            (self.write, Activity::Write),
+            (self.ddl, Activity::Ddl),
+        ] {
+            if roll < weight {
+                return activity;
+            }
+            roll -= weight;
+        }
+        if roll < self.login / 2 {
+            Activity::Login
+        } else {
+            Activity::Logout
+        }
+    }
+}
+
 /// Generates events for one database, one statement after another.
 #[derive(Debug, Clone)]
 pub struct Simulator {
@@ -74,6 +155,7 @@ pub struct Simulator {
     cluster_id: String,
     instance_id: String,
     rng: u64,
+    mix: Mix,
     statement_id: u64,
     /// Microseconds since the Unix epoch of the next event.
     clock_micros: u64,
@@ -95,8 +177,14 @@ impl Simulator {
             instance_id: instance_id.to_owned(),
             rng: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
             statement_id: 0,
+            mix: Mix::pgbench(),
             clock_micros: 1_795_000_000_000_000,
         }
+    }
+
+    /// Sets the workload mix.
+    pub fn set_mix(&mut self, mix: Mix) {
+        self.mix = mix;
     }
 
     /// Sets the time of the next event (microseconds since the Unix epoch).
@@ -125,19 +213,12 @@ impl Simulator {
         from.get(i).copied().unwrap_or_default()
     }
 
-    /// `count` events in a pgbench-like mix: about 60 % reads, 33 % writes, 4 % logins or logouts,
-    /// and 1 % DDL. Aurora MySQL adds its AUX event after each statement's MAIN event.
+    /// `count` events in the simulator's mix (pgbench-like unless set). Aurora MySQL adds its AUX event after each statement's MAIN event.
     pub fn events(&mut self, count: usize) -> Vec<Value> {
         let mut out = Vec::with_capacity(count);
         while out.len() < count {
-            let activity = match self.below(100) {
-                0..=59 => Activity::Read,
-                60..=92 => Activity::Write,
-                93..=94 => Activity::Login,
-                95..=96 => Activity::Logout,
-                97 => Activity::Ddl,
-                _ => Activity::Read,
-            };
+            let roll = self.below(self.mix.total());
+            let activity = self.mix.pick(roll);
             out.push(self.event(activity));
             if self.engine == Engine::AuroraMysql
                 && matches!(activity, Activity::Read | Activity::Write | Activity::Ddl)
@@ -349,6 +430,18 @@ mod tests {
         assert!(String::from_utf8(oracle.payload(&[]))
             .unwrap()
             .contains(r#""clusterId":"""#));
+    }
+
+    #[test]
+    fn mixes_parse_and_weigh_the_kinds() {
+        assert_eq!(Mix::parse("pgbench"), Ok(Mix::pgbench()));
+        let ddl_only = Mix::parse("ddl=1").unwrap();
+        let mut sim = Simulator::new(Engine::AuroraPostgresql, "cluster-A", "db-B", 5);
+        sim.set_mix(ddl_only);
+        assert!(sim.events(20).iter().all(|e| e["class"] == "DDL"));
+        for bad in ["read", "read=x", "select=1", "read=0"] {
+            assert!(Mix::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

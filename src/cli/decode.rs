@@ -1,0 +1,94 @@
+//! `das decode`: records as Kinesis or Firehose store them, plus the wrapping key the user already
+//! has (the KMS plaintext of their `key`), to NDJSON events on stdout.
+
+use std::io::{self, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use super::parse_key;
+use crate::activity::ActivityRecord;
+use crate::envelope::Envelope;
+use crate::esdk::RawAesKeyring;
+use crate::ndjson::write_event_line;
+use crate::record::{self, DecodeOptions};
+
+#[derive(Debug, clap::Args)]
+pub(super) struct DecodeArgs {
+    /// The 32-byte wrapping key (KMS plaintext), hex or base64. Prefer the environment variable
+    /// to keep it out of shell history.
+    #[arg(long, env = "DAS_WRAPPING_KEY", hide_env_values = true)]
+    wrapping_key: String,
+    /// Files of record JSON (as Kinesis or Firehose store them); `-` or none reads stdin.
+    files: Vec<PathBuf>,
+    /// Keep heartbeat events in the output.
+    #[arg(long)]
+    keep_heartbeats: bool,
+}
+
+pub(super) fn decode(args: &DecodeArgs) -> Result<ExitCode, String> {
+    let key = parse_key(&args.wrapping_key)?;
+    let keyring = RawAesKeyring::das(&key).map_err(|e| e.to_string())?;
+    let options = DecodeOptions::default();
+    let inputs: Vec<PathBuf> = if args.files.is_empty() {
+        vec![PathBuf::from("-")]
+    } else {
+        args.files.clone()
+    };
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    let (mut ok, mut failed) = (0usize, 0usize);
+    let mut line = Vec::new();
+    for path in &inputs {
+        let mut bytes = Vec::new();
+        let read = if path.as_os_str() == "-" {
+            io::stdin().read_to_end(&mut bytes).map(|_| ())
+        } else {
+            std::fs::File::open(path)
+                .and_then(|mut f| f.read_to_end(&mut bytes))
+                .map(|_| ())
+        };
+        read.map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        // Firehose concatenates records with no separator; a stream deserializer handles both.
+        let stream = serde_json::Deserializer::from_slice(&bytes).into_iter::<&serde_json::value::RawValue>();
+        for (index, item) in stream.enumerate() {
+            let result = item
+                .map_err(|e| format!("not JSON: {e}"))
+                .and_then(|raw| Envelope::parse(raw.get().as_bytes()).map_err(|e| e.to_string()))
+                .and_then(|env| record::decode(&env, &keyring, &options).map_err(|e| e.to_string()));
+            let payload = match result {
+                Ok(p) => p,
+                Err(message) => {
+                    eprintln!("das: {} record {index}: {message}", path.display());
+                    failed += 1;
+                    // A JSON syntax error leaves the stream unusable; stop reading this input.
+                    continue;
+                }
+            };
+            let activity = match ActivityRecord::parse(&payload.json, options.payload) {
+                Ok(a) => a,
+                Err(e) => {
+                    eprintln!("das: {} record {index}: {e}", path.display());
+                    failed += 1;
+                    continue;
+                }
+            };
+            ok += 1;
+            for event in activity
+                .events
+                .iter()
+                .filter(|e| args.keep_heartbeats || !e.is_heartbeat())
+            {
+                line.clear();
+                write_event_line(event, &activity, &mut line);
+                out.write_all(&line).map_err(|e| format!("cannot write output: {e}"))?;
+            }
+        }
+    }
+    out.flush().map_err(|e| format!("cannot write output: {e}"))?;
+    eprintln!("das decode: {ok} record(s) decoded, {failed} failed");
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

@@ -1,0 +1,104 @@
+//! The `das` command line (feature `cli`): thin commands over the library, data on stdout, messages
+//! on stderr, exit codes scripts can rely on (0 success, 1 some input failed, 2 usage error).
+//!
+//! This module parses arguments and formats output; it holds no decoding logic of its own.
+
+mod decode;
+mod demo;
+mod simulate;
+
+use std::process::ExitCode;
+
+use base64::Engine as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use zeroize::Zeroizing;
+
+use crate::simulate::Engine;
+use decode::DecodeArgs;
+use demo::DemoArgs;
+use simulate::SimulateArgs;
+
+/// Decrypt and inspect Amazon RDS / Aurora Database Activity Streams records.
+#[derive(Debug, Parser)]
+#[command(name = "das", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Encode realistic DAS records with a throwaway key, decode them back, and show the events:
+    /// the whole decoding core, offline.
+    Demo(DemoArgs),
+    /// Decode DAS Kinesis record JSON (one or more objects per file, or stdin) with a known wrapping
+    /// key (the KMS plaintext of the record's `key`) and print the events as NDJSON.
+    Decode(DecodeArgs),
+    /// Act as a DAS producer: realistic records under KMS data keys, into a Kinesis stream, a Lambda
+    /// test event file, or stdout.
+    Simulate(SimulateArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(super) enum EngineArg {
+    AuroraPostgresql,
+    AuroraMysql,
+    Oracle,
+    Sqlserver,
+}
+
+impl From<EngineArg> for Engine {
+    fn from(e: EngineArg) -> Self {
+        match e {
+            EngineArg::AuroraPostgresql => Engine::AuroraPostgresql,
+            EngineArg::AuroraMysql => Engine::AuroraMysql,
+            EngineArg::Oracle => Engine::Oracle,
+            EngineArg::Sqlserver => Engine::SqlServer,
+        }
+    }
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Demo(args) => demo::demo(&args),
+        Command::Decode(args) => decode::decode(&args),
+        Command::Simulate(args) => block_on(simulate::simulate(&args)),
+    };
+    match result {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("das: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Runs an async command on a fresh runtime.
+fn block_on<F: std::future::Future<Output = Result<ExitCode, String>>>(future: F) -> Result<ExitCode, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?
+        .block_on(future)
+}
+
+/// Parses a 32-byte key given as 64 hex digits or base64.
+fn parse_key(text: &str) -> Result<Zeroizing<Vec<u8>>, String> {
+    let text = text.trim();
+    let key = if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        hex_decode(text)
+    } else {
+        base64::engine::general_purpose::STANDARD.decode(text).ok()
+    };
+    key.map(Zeroizing::new).filter(|k| k.len() == 32).ok_or_else(|| {
+        "--wrapping-key must be 32 bytes as 64 hex digits or base64 (the KMS Decrypt plaintext)".to_owned()
+    })
+}
+
+fn hex_decode(text: &str) -> Option<Vec<u8>> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| text.get(i..i + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok()))
+        .collect()
+}
