@@ -6,7 +6,7 @@ CARGO   ?= cargo
 # The official Python ESDK (test oracle and benchmark baseline) and, later, moto's server.
 ORACLE_REQUIREMENTS := tests/oracle/requirements.txt
 
-.PHONY: help run demo test lint bench venv fuzz-check fuzz build clean
+.PHONY: help run demo events test lint bench venv fuzz-check fuzz build clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -26,6 +26,20 @@ lint: ## rustfmt check and clippy with warnings as errors
 
 bench: venv ## Criterion benchmarks of the decoding core and its stages (see bench/)
 	DAS_PYTHON=$(abspath $(PYTHON)) $(CARGO) bench --bench core
+
+# Sample Lambda events for `sam local invoke` / `cargo lambda invoke`. By default they are encrypted
+# with the public test wrapping key below (decodable by the tests and `das decode`, not by KMS). With
+# KMS_KEY_ID (and RESOURCE_ID, and AWS_ENDPOINT_URL for a local AWS) they carry real KMS data keys.
+TEST_WRAPPING_KEY := 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f
+RESOURCE_ID ?= cluster-EXAMPLEAURORAPG000000001
+MYSQL_RESOURCE_ID ?= cluster-EXAMPLEAURORAMY000000001
+EVENT_KEY = $(if $(KMS_KEY_ID),--kms-key-id $(KMS_KEY_ID),--wrapping-key $(TEST_WRAPPING_KEY))
+events: build ## Regenerate events/*.json (optionally KMS_KEY_ID=… RESOURCE_ID=… MYSQL_RESOURCE_ID=…)
+	mkdir -p events
+	./target/release/das simulate $(EVENT_KEY) --resource-id $(RESOURCE_ID) --engine aurora-postgresql --records 20 --events-per-record 5 --seed 1 --to-event-file events/aurora-postgresql.json
+	./target/release/das simulate $(EVENT_KEY) --resource-id $(MYSQL_RESOURCE_ID) --engine aurora-mysql --records 10 --events-per-record 6 --seed 2 --to-event-file events/aurora-mysql.json
+	./target/release/das simulate $(EVENT_KEY) --resource-id $(RESOURCE_ID) --records 5 --heartbeat-interval 1 --seed 3 --to-event-file events/heartbeats-only.json
+	./target/release/das simulate $(EVENT_KEY) --resource-id $(RESOURCE_ID) --records 6 --events-per-record 3 --corrupt-record 2 --seed 4 --to-event-file events/one-corrupted-record.json
 
 fuzz-check: ## Check that the fuzz targets build (stable toolchain, no sanitizer)
 	$(CARGO) build --manifest-path fuzz/Cargo.toml --bins

@@ -66,6 +66,9 @@ pub(super) struct SimulateArgs {
     /// Seed of the workload generator.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Flip one ciphertext byte of this record (0-based), to exercise quarantine.
+    #[arg(long)]
+    corrupt_record: Option<usize>,
     /// Put the records into this Kinesis stream (PutRecords, 500 per call, throttled entries retried).
     #[arg(long, group = "target")]
     to_stream: Option<String>,
@@ -159,7 +162,15 @@ pub(super) async fn simulate(args: &SimulateArgs) -> Result<ExitCode, String> {
             events += args.events_per_record;
             sim.events(args.events_per_record)
         };
-        records.push(record::encode_with(&sim.payload(&list), &key.0, &key.1, &options).map_err(|e| e.to_string())?);
+        let mut data = record::encode_with(&sim.payload(&list), &key.0, &key.1, &options).map_err(|e| e.to_string())?;
+        if args.corrupt_record == Some(i) {
+            let mut envelope = crate::envelope::Envelope::parse(&data).map_err(|e| e.to_string())?;
+            if let Some(byte) = envelope.message.iter_mut().rev().nth(20) {
+                *byte ^= 0x40;
+            }
+            data = envelope.to_json();
+        }
+        records.push(data);
     }
 
     let stream_name = args.resource_id.stream_name();
