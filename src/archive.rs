@@ -162,6 +162,13 @@ pub trait Sink: Send + Sync {
     async fn put(&self, object: Object) -> Result<(), SinkError>;
 }
 
+#[async_trait]
+impl Sink for Box<dyn Sink> {
+    async fn put(&self, object: Object) -> Result<(), SinkError> {
+        self.as_ref().put(object).await
+    }
+}
+
 /// An S3 bucket.
 #[derive(Debug, Clone)]
 pub struct S3Sink {

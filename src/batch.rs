@@ -382,33 +382,48 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
     }
 }
 
-/// The pure, CPU-bound part of one record, panic-proof.
-fn decode_one(envelope: &Envelope, keyring: &RawAesKeyring, filter: &Filter, options: &DecodeOptions) -> Fate {
-    let result = catch_unwind(AssertUnwindSafe(|| -> Result<Fate, record::RecordError> {
+/// One record's NDJSON lines (after filtering) and what the filter did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rendered {
+    /// The kept events, one line each.
+    pub lines: Vec<u8>,
+    /// Events kept.
+    pub kept: u64,
+    /// Events dropped by the include/exclude lists.
+    pub filtered: u64,
+    /// Heartbeats skipped.
+    pub heartbeats: u64,
+}
+
+/// The pure, CPU-bound part of one record: decrypt, gunzip, parse, filter, format. Panic-proof: a
+/// panic (a bug) becomes an error naming it, logged at error level.
+pub fn render_record(
+    envelope: &Envelope,
+    keyring: &RawAesKeyring,
+    filter: &Filter,
+    options: &DecodeOptions,
+) -> Result<Rendered, String> {
+    let result = catch_unwind(AssertUnwindSafe(|| -> Result<Rendered, record::RecordError> {
         let payload = record::decode(envelope, keyring, options)?;
         let activity = ActivityRecord::parse(&payload.json, options.payload)?;
-        let (mut kept, mut filtered, mut heartbeats) = (0, 0, 0);
-        let mut lines = Vec::with_capacity(payload.json.len() + activity.events.len() * 96);
+        let mut rendered = Rendered {
+            lines: Vec::with_capacity(payload.json.len() + activity.events.len() * 96),
+            ..Rendered::default()
+        };
         for event in &activity.events {
             match filter.verdict(event) {
                 Verdict::Keep => {
-                    filter.write_line(event, &activity, &mut lines);
-                    kept += 1;
+                    filter.write_line(event, &activity, &mut rendered.lines);
+                    rendered.kept += 1;
                 }
-                Verdict::Filtered => filtered += 1,
-                Verdict::Heartbeat => heartbeats += 1,
+                Verdict::Filtered => rendered.filtered += 1,
+                Verdict::Heartbeat => rendered.heartbeats += 1,
             }
         }
-        Ok(Fate::Decoded {
-            lines,
-            kept,
-            filtered,
-            heartbeats,
-        })
+        Ok(rendered)
     }));
     match result {
-        Ok(Ok(fate)) => fate,
-        Ok(Err(err)) => Fate::Permanent(err.to_string()),
+        Ok(result) => result.map_err(|err| err.to_string()),
         Err(panic) => {
             let message = panic
                 .downcast_ref::<&str>()
@@ -416,8 +431,25 @@ fn decode_one(envelope: &Envelope, keyring: &RawAesKeyring, filter: &Filter, opt
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".to_owned());
             tracing::error!(panic = %message, "BUG: decoding a record panicked; the record is quarantined");
-            Fate::Permanent(format!("internal error while decoding (please report): {message}"))
+            Err(format!("internal error while decoding (please report): {message}"))
         }
+    }
+}
+
+fn decode_one(envelope: &Envelope, keyring: &RawAesKeyring, filter: &Filter, options: &DecodeOptions) -> Fate {
+    match render_record(envelope, keyring, filter, options) {
+        Ok(Rendered {
+            lines,
+            kept,
+            filtered,
+            heartbeats,
+        }) => Fate::Decoded {
+            lines,
+            kept,
+            filtered,
+            heartbeats,
+        },
+        Err(reason) => Fate::Permanent(reason),
     }
 }
 

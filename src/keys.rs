@@ -67,6 +67,13 @@ pub trait DataKeySource: Send + Sync {
     async fn decrypt(&self, blob: &[u8], resource: &ResourceId) -> Result<Zeroizing<Vec<u8>>, KeyError>;
 }
 
+#[async_trait]
+impl DataKeySource for Box<dyn DataKeySource> {
+    async fn decrypt(&self, blob: &[u8], resource: &ResourceId) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+        self.as_ref().decrypt(blob, resource).await
+    }
+}
+
 /// KMS `Decrypt` with the DAS encryption context.
 #[derive(Debug, Clone)]
 pub struct KmsKeySource {

@@ -12,7 +12,7 @@ use lambda_runtime::LambdaEvent;
 use serde::Deserialize;
 
 use crate::archive::Sink;
-use crate::batch::{emf_line, Archiver, Batch, InputRecord};
+use crate::batch::{emf_line, Archiver, Batch, BatchOutcome, InputRecord};
 use crate::keys::DataKeySource;
 
 /// A Kinesis event as Lambda delivers it, with only the fields the archiver uses.
@@ -96,9 +96,14 @@ pub async fn handle<K: DataKeySource, S: Sink>(
     let resource_id = outcome.resource_id.as_ref().map(|r| r.as_str()).unwrap_or("unknown");
     // Embedded Metric Format: one JSON line on stdout, which CloudWatch Logs turns into metrics.
     println!("{}", emf_line(&outcome.metrics, resource_id, millis));
+    Ok(response(&outcome))
+}
+
+/// The `ReportBatchItemFailures` reply for an outcome: at most one item, never an empty identifier.
+pub fn response(outcome: &BatchOutcome) -> KinesisEventResponse {
     let mut response = KinesisEventResponse::default();
-    if let Some(sequence) = outcome.retry_from.filter(|s| !s.is_empty()) {
-        response.add_failure(sequence);
+    if let Some(sequence) = outcome.retry_from.as_ref().filter(|s| !s.is_empty()) {
+        response.add_failure(sequence.clone());
     }
-    Ok(response)
+    response
 }

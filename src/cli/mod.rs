@@ -5,7 +5,11 @@
 
 mod decode;
 mod demo;
+mod filters;
+mod replay;
 mod simulate;
+mod stream;
+mod tail;
 
 use std::process::ExitCode;
 
@@ -16,7 +20,10 @@ use zeroize::Zeroizing;
 use crate::simulate::Engine;
 use decode::DecodeArgs;
 use demo::DemoArgs;
+use replay::ReplayArgs;
 use simulate::SimulateArgs;
+use stream::StreamArgs;
+use tail::TailArgs;
 
 /// Decrypt and inspect Amazon RDS / Aurora Database Activity Streams records.
 #[derive(Debug, Parser)]
@@ -37,6 +44,14 @@ enum Command {
     /// Act as a DAS producer: realistic records under KMS data keys, into a Kinesis stream, a Lambda
     /// test event file, or stdout.
     Simulate(SimulateArgs),
+    /// Follow a live activity stream and print its decrypted events as NDJSON, after the same filters
+    /// as the Lambda.
+    Tail(TailArgs),
+    /// Run the Lambda's batch handler on a saved Lambda Kinesis event, writing to S3 or a directory,
+    /// and print the batch response.
+    Replay(ReplayArgs),
+    /// Start, stop or show an RDS database activity stream (what the console does).
+    Stream(StreamArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -64,6 +79,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Demo(args) => demo::demo(&args),
         Command::Decode(args) => decode::decode(&args),
         Command::Simulate(args) => block_on(simulate::simulate(&args)),
+        Command::Tail(args) => block_on(tail::tail(&args)),
+        Command::Replay(args) => block_on(replay::replay(&args)),
+        Command::Stream(args) => block_on(stream::stream(&args)),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,84 @@
+//! `das replay`: run the Lambda's batch handler in-process on a saved Lambda Kinesis event, writing
+//! to S3 (same settings as the function) or to a local directory, and print the batch response.
+//! This is how a batch that failed in production is debugged.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use super::filters::FilterArgs;
+use super::parse_key;
+use crate::archive::{DirSink, S3Sink, Sink};
+use crate::batch::{Archiver, Batch};
+use crate::filter::Filter;
+use crate::keys::{DataKeySource, KeyCache, KmsKeySource, StaticKeySource};
+use crate::lambda::{response, KinesisBatchEvent};
+
+#[derive(Debug, clap::Args)]
+pub(super) struct ReplayArgs {
+    /// The saved Lambda Kinesis event (JSON, as `sam local invoke -e` takes it).
+    event: PathBuf,
+    /// Write the objects below this directory instead of S3.
+    #[arg(long)]
+    out_dir: Option<PathBuf>,
+    /// The archive bucket (default: DAS_ARCHIVE_BUCKET).
+    #[arg(long, conflicts_with = "out_dir")]
+    bucket: Option<String>,
+    /// Use this 32-byte wrapping key (hex or base64) instead of KMS.
+    #[arg(long, env = "DAS_WRAPPING_KEY", hide_env_values = true)]
+    wrapping_key: Option<String>,
+    #[command(flatten)]
+    filters: FilterArgs,
+}
+
+pub(super) async fn replay(args: &ReplayArgs) -> Result<ExitCode, String> {
+    let text = std::fs::read(&args.event).map_err(|e| format!("cannot read {}: {e}", args.event.display()))?;
+    let event: KinesisBatchEvent = serde_json::from_slice(&text)
+        .map_err(|e| format!("{} is not a Lambda Kinesis event: {e}", args.event.display()))?;
+    let mut extra = Vec::new();
+    if let Some(bucket) = &args.bucket {
+        extra.push(("DAS_ARCHIVE_BUCKET", bucket.clone()));
+    }
+    if args.out_dir.is_some() {
+        extra.push(("DAS_ARCHIVE_BUCKET", "local-directory".to_owned()));
+    }
+    let settings = args.filters.settings(&extra).map_err(|e| e.to_string())?;
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let keys: Box<dyn DataKeySource> = match &args.wrapping_key {
+        Some(key) => Box::new(StaticKeySource::new(&parse_key(key)?)),
+        None => Box::new(KmsKeySource::new(&sdk)),
+    };
+    let sink: Box<dyn Sink> = match &args.out_dir {
+        Some(dir) => Box::new(DirSink::new(dir)),
+        None => Box::new(S3Sink::new(&sdk, &settings.bucket, settings.s3_force_path_style)),
+    };
+    let filter = Filter::new(&settings.filter).map_err(|e| e.to_string())?;
+    let archiver = Archiver::new(
+        settings.batch_settings(),
+        KeyCache::new(keys, settings.key_cache),
+        filter,
+        sink,
+    );
+    let outcome = archiver.process(Batch::from(event)).await;
+    let m = &outcome.metrics;
+    eprintln!(
+        "das replay: {} records: {} events archived, {} filtered, {} heartbeats skipped, {} quarantined, {} to retry; \
+         {} objects ({} bytes) written",
+        m.records_in,
+        m.events_archived,
+        m.events_filtered,
+        m.heartbeats_skipped,
+        m.records_quarantined,
+        m.records_retried,
+        m.objects_written,
+        m.bytes_written
+    );
+    println!(
+        "{}",
+        serde_json::to_string(&response(&outcome)).map_err(|e| e.to_string())?
+    );
+    Ok(if outcome.retry_from.is_some() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

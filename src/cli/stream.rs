@@ -1,0 +1,329 @@
+//! `das stream start|stop|status`: the RDS API calls the console makes to manage an activity stream
+//! (StartActivityStream, StopActivityStream, DescribeDBClusters / DescribeDBInstances), with `--wait`
+//! polling until the stream has started or stopped.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use aws_sdk_rds::types::ActivityStreamMode;
+
+#[derive(Debug, clap::Args)]
+pub(super) struct StreamArgs {
+    /// What to do.
+    #[arg(value_enum)]
+    action: Action,
+    /// The Aurora cluster ARN (arn:aws:rds:…:cluster:…) or, for RDS for Oracle / SQL Server, the DB instance ARN (…:db:…).
+    #[arg(long, alias = "instance", value_name = "ARN")]
+    cluster: String,
+    /// The customer-managed KMS key for `start` (id, ARN or alias).
+    #[arg(long)]
+    kms_key_id: Option<String>,
+    /// `async` (default; the database never waits for the stream) or `sync`.
+    #[arg(long, value_enum, default_value = "async")]
+    mode: Mode,
+    /// Include engine-native audit fields (RDS for Oracle / SQL Server).
+    #[arg(long)]
+    engine_native_audit_fields: bool,
+    /// Poll until the stream is started (or stopped), showing the status.
+    #[arg(long)]
+    wait: bool,
+    /// Give up waiting after this many seconds.
+    #[arg(long, default_value_t = 1800)]
+    wait_timeout: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Action {
+    Start,
+    Stop,
+    Status,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Mode {
+    Async,
+    Sync,
+}
+
+/// Whether an ARN names a cluster or an instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Cluster,
+    Instance,
+}
+
+fn target(arn: &str) -> Result<Target, String> {
+    match arn.split(':').nth(5) {
+        Some("cluster") if arn.starts_with("arn:") => Ok(Target::Cluster),
+        Some("db") if arn.starts_with("arn:") => Ok(Target::Instance),
+        _ => Err(format!(
+            "{arn:?} is not an RDS cluster or instance ARN (arn:aws:rds:<region>:<account>:cluster:<name> or …:db:<name>)"
+        )),
+    }
+}
+
+/// The parameters of StartActivityStream, checked before any call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct StartRequest {
+    resource_arn: String,
+    kms_key_id: String,
+    mode: ActivityStreamMode,
+    apply_immediately: bool,
+    engine_native_audit_fields_included: Option<bool>,
+}
+
+fn start_request(args: &StreamArgs) -> Result<StartRequest, String> {
+    let kind = target(&args.cluster)?;
+    let kms_key_id = args
+        .kms_key_id
+        .clone()
+        .ok_or("`das stream start` needs --kms-key-id: activity streams require a customer-managed KMS key")?;
+    if args.engine_native_audit_fields && kind == Target::Cluster {
+        return Err("--engine-native-audit-fields applies to RDS for Oracle / SQL Server instances only".to_owned());
+    }
+    Ok(StartRequest {
+        resource_arn: args.cluster.clone(),
+        kms_key_id,
+        mode: match args.mode {
+            Mode::Async => ActivityStreamMode::Async,
+            Mode::Sync => ActivityStreamMode::Sync,
+        },
+        apply_immediately: true,
+        engine_native_audit_fields_included: args.engine_native_audit_fields.then_some(true),
+    })
+}
+
+/// What DescribeDBClusters / DescribeDBInstances says of the stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Status {
+    status: String,
+    stream_name: Option<String>,
+    kms_key_id: Option<String>,
+    mode: Option<String>,
+}
+
+async fn status(client: &aws_sdk_rds::Client, arn: &str) -> Result<Status, String> {
+    let fail = |e: String| format!("cannot describe {arn}: {e}");
+    match target(arn)? {
+        Target::Cluster => {
+            let out = client
+                .describe_db_clusters()
+                .db_cluster_identifier(arn)
+                .send()
+                .await
+                .map_err(|e| fail(aws_sdk_rds::error::DisplayErrorContext(&e).to_string()))?;
+            let c = out
+                .db_clusters()
+                .first()
+                .ok_or_else(|| fail("no such cluster".into()))?;
+            Ok(Status {
+                status: c.activity_stream_status().map_or("stopped", |s| s.as_str()).to_owned(),
+                stream_name: c.activity_stream_kinesis_stream_name().map(str::to_owned),
+                kms_key_id: c.activity_stream_kms_key_id().map(str::to_owned),
+                mode: c.activity_stream_mode().map(|m| m.as_str().to_owned()),
+            })
+        }
+        Target::Instance => {
+            let out = client
+                .describe_db_instances()
+                .db_instance_identifier(arn)
+                .send()
+                .await
+                .map_err(|e| fail(aws_sdk_rds::error::DisplayErrorContext(&e).to_string()))?;
+            let i = out
+                .db_instances()
+                .first()
+                .ok_or_else(|| fail("no such instance".into()))?;
+            Ok(Status {
+                status: i.activity_stream_status().map_or("stopped", |s| s.as_str()).to_owned(),
+                stream_name: i.activity_stream_kinesis_stream_name().map(str::to_owned),
+                kms_key_id: i.activity_stream_kms_key_id().map(str::to_owned),
+                mode: i.activity_stream_mode().map(|m| m.as_str().to_owned()),
+            })
+        }
+    }
+}
+
+fn show(s: &Status) -> String {
+    let mut line = format!("activity stream: {}", s.status);
+    if let Some(name) = &s.stream_name {
+        line.push_str(&format!(", Kinesis stream {name}"));
+    }
+    if let Some(mode) = &s.mode {
+        line.push_str(&format!(", mode {mode}"));
+    }
+    if let Some(key) = &s.kms_key_id {
+        line.push_str(&format!(", KMS key {key}"));
+    }
+    line
+}
+
+pub(super) async fn stream(args: &StreamArgs) -> Result<ExitCode, String> {
+    target(&args.cluster)?;
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let client = aws_sdk_rds::Client::new(&sdk);
+    let goal = match args.action {
+        Action::Start => {
+            let r = start_request(args)?;
+            let out = client
+                .start_activity_stream()
+                .resource_arn(&r.resource_arn)
+                .kms_key_id(&r.kms_key_id)
+                .mode(r.mode.clone())
+                .apply_immediately(r.apply_immediately)
+                .set_engine_native_audit_fields_included(r.engine_native_audit_fields_included)
+                .send()
+                .await
+                .map_err(|e| {
+                    format!(
+                        "StartActivityStream failed: {}",
+                        aws_sdk_rds::error::DisplayErrorContext(&e)
+                    )
+                })?;
+            eprintln!(
+                "starting: Kinesis stream {} ({})",
+                out.kinesis_stream_name().unwrap_or("?"),
+                out.status().map_or("?", |s| s.as_str())
+            );
+            "started"
+        }
+        Action::Stop => {
+            client
+                .stop_activity_stream()
+                .resource_arn(&args.cluster)
+                .apply_immediately(true)
+                .send()
+                .await
+                .map_err(|e| {
+                    format!(
+                        "StopActivityStream failed: {}",
+                        aws_sdk_rds::error::DisplayErrorContext(&e)
+                    )
+                })?;
+            "stopped"
+        }
+        Action::Status => {
+            println!("{}", show(&status(&client, &args.cluster).await?));
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    if !args.wait {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let started = Instant::now();
+    let mut last = String::new();
+    loop {
+        let now = status(&client, &args.cluster).await?;
+        if now.status != last {
+            eprintln!("[{:>4} s] {}", started.elapsed().as_secs(), show(&now));
+            last = now.status.clone();
+        }
+        if now.status == goal {
+            println!("{}", show(&now));
+            return Ok(ExitCode::SUCCESS);
+        }
+        if started.elapsed() > Duration::from_secs(args.wait_timeout) {
+            return Err(format!(
+                "the stream is still {} after {} s",
+                now.status, args.wait_timeout
+            ));
+        }
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: StreamArgs,
+    }
+
+    fn parse(line: &[&str]) -> StreamArgs {
+        Wrapper::try_parse_from(std::iter::once("das").chain(line.iter().copied()))
+            .unwrap()
+            .args
+    }
+
+    const CLUSTER: &str = "arn:aws:rds:eu-west-1:123456789012:cluster:orders";
+
+    #[test]
+    fn start_builds_an_async_immediate_request_with_the_key() {
+        let args = parse(&["start", "--cluster", CLUSTER, "--kms-key-id", "alias/das"]);
+        assert_eq!(
+            start_request(&args).unwrap(),
+            StartRequest {
+                resource_arn: CLUSTER.into(),
+                kms_key_id: "alias/das".into(),
+                mode: ActivityStreamMode::Async,
+                apply_immediately: true,
+                engine_native_audit_fields_included: None,
+            }
+        );
+        let sync = parse(&["start", "--cluster", CLUSTER, "--kms-key-id", "k", "--mode", "sync"]);
+        assert_eq!(start_request(&sync).unwrap().mode, ActivityStreamMode::Sync);
+    }
+
+    #[test]
+    fn start_needs_a_kms_key_and_engine_native_fields_only_for_instances() {
+        assert!(start_request(&parse(&["start", "--cluster", CLUSTER]))
+            .unwrap_err()
+            .contains("--kms-key-id"));
+        let cluster_native = parse(&[
+            "start",
+            "--cluster",
+            CLUSTER,
+            "--kms-key-id",
+            "k",
+            "--engine-native-audit-fields",
+        ]);
+        assert!(start_request(&cluster_native).is_err());
+        let instance = "arn:aws:rds:eu-west-1:123456789012:db:oracle1";
+        let native = parse(&[
+            "start",
+            "--instance",
+            instance,
+            "--kms-key-id",
+            "k",
+            "--engine-native-audit-fields",
+        ]);
+        assert_eq!(
+            start_request(&native).unwrap().engine_native_audit_fields_included,
+            Some(true)
+        );
+    }
+
+    #[test]
+    fn arns_are_told_apart_and_anything_else_is_refused() {
+        assert_eq!(target(CLUSTER), Ok(Target::Cluster));
+        assert_eq!(target("arn:aws-cn:rds:cn-north-1:1:db:x"), Ok(Target::Instance));
+        for bad in [
+            "orders",
+            "arn:aws:kinesis:us-east-1:1:stream/x",
+            "arn:aws:rds:us-east-1:1:snapshot:x",
+        ] {
+            assert!(
+                target(bad).unwrap_err().contains("not an RDS cluster or instance ARN"),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn status_lines_show_what_is_known() {
+        let s = Status {
+            status: "started".into(),
+            stream_name: Some("aws-rds-das-cluster-A".into()),
+            kms_key_id: None,
+            mode: Some("async".into()),
+        };
+        assert_eq!(
+            show(&s),
+            "activity stream: started, Kinesis stream aws-rds-das-cluster-A, mode async"
+        );
+    }
+}

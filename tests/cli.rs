@@ -1,0 +1,331 @@
+//! The `das` command line end to end: `simulate` into a Kinesis stream on moto and `tail` it back
+//! (across shards, and across a shard split), `replay` of the sample events, and the official Python
+//! SDK decrypting what `simulate` produces the way the AWS documentation sample does.
+
+#![cfg(feature = "cli")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::{Command, Output};
+
+use common::moto::{self, Moto};
+use das_archiver::envelope::{Envelope, ResourceId};
+use das_archiver::esdk::RawAesKeyring;
+use das_archiver::record::{self, DecodeOptions};
+use serde_json::Value;
+
+const TEST_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+fn das(moto: Option<&Moto>, args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_das"));
+    command.args(args).env_remove("DAS_WRAPPING_KEY");
+    if let Some(moto) = moto {
+        command
+            .env("AWS_ENDPOINT_URL", &moto.endpoint)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true");
+    }
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "das {args:?} failed ({:?}):\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Every record in every shard of `stream`, decoded with our library through moto's KMS: what
+/// `das tail` must print (minus heartbeats), as a set of lines.
+async fn expected_lines(cfg: &aws_config::SdkConfig, stream: &str, resource: &ResourceId) -> BTreeSet<String> {
+    let kinesis = aws_sdk_kinesis::Client::new(cfg);
+    let kms = aws_sdk_kms::Client::new(cfg);
+    let shards = kinesis.list_shards().stream_name(stream).send().await.unwrap();
+    let mut lines = BTreeSet::new();
+    for shard in shards.shards() {
+        let mut iterator = kinesis
+            .get_shard_iterator()
+            .stream_name(stream)
+            .shard_id(shard.shard_id())
+            .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .unwrap()
+            .shard_iterator()
+            .map(str::to_owned);
+        while let Some(current) = iterator {
+            let out = kinesis.get_records().shard_iterator(current).send().await.unwrap();
+            if out.records().is_empty() {
+                break;
+            }
+            for r in out.records() {
+                let envelope = Envelope::parse(r.data().as_ref()).unwrap();
+                let (k, v) = resource.encryption_context();
+                let key = kms
+                    .decrypt()
+                    .ciphertext_blob(aws_sdk_kms::primitives::Blob::new(envelope.key_blob.clone()))
+                    .encryption_context(k, v)
+                    .send()
+                    .await
+                    .unwrap();
+                let keyring = RawAesKeyring::das(key.plaintext().unwrap().as_ref()).unwrap();
+                let payload = record::decode(&envelope, &keyring, &DecodeOptions::default()).unwrap();
+                let activity = payload.activity(&DecodeOptions::default()).unwrap();
+                for event in activity.events.iter().filter(|e| !e.is_heartbeat()) {
+                    let mut line = Vec::new();
+                    das_archiver::ndjson::write_event_line(event, &activity, &mut line);
+                    lines.insert(String::from_utf8(line).unwrap().trim_end().to_owned());
+                }
+            }
+            iterator = out.next_shard_iterator().map(str::to_owned);
+        }
+    }
+    lines
+}
+
+async fn stream_env(resource: &ResourceId, shards: i32) -> (Moto, aws_config::SdkConfig, String) {
+    let moto = Moto::start();
+    let cfg = moto.sdk_config().await;
+    let key_id = moto::create_kms_key(&cfg).await;
+    aws_sdk_kinesis::Client::new(&cfg)
+        .create_stream()
+        .stream_name(resource.stream_name())
+        .shard_count(shards)
+        .send()
+        .await
+        .unwrap();
+    (moto, cfg, key_id)
+}
+
+fn tail_lines(moto: &Moto, stream: &str, limit: usize) -> BTreeSet<String> {
+    let out = das(
+        Some(moto),
+        &[
+            "tail",
+            "--stream",
+            stream,
+            "--from",
+            "trim-horizon",
+            "--limit",
+            &limit.to_string(),
+        ],
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), limit, "tail printed {} lines", lines.len());
+    lines.into_iter().map(str::to_owned).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn simulate_into_a_three_shard_stream_then_tail_prints_exactly_the_simulated_events() {
+    let resource = ResourceId::parse("cluster-TAILTEST000001").unwrap();
+    let (moto, cfg, key_id) = stream_env(&resource, 3).await;
+    let stream = resource.stream_name();
+    das(
+        Some(&moto),
+        &[
+            "simulate",
+            "--resource-id",
+            resource.as_str(),
+            "--kms-key-id",
+            &key_id,
+            "--records",
+            "60",
+            "--events-per-record",
+            "5",
+            "--heartbeat-interval",
+            "4",
+            "--to-stream",
+            &stream,
+        ],
+    );
+    let expected = expected_lines(&cfg, &stream, &resource).await;
+    assert_eq!(expected.len(), 45 * 5, "60 records, every fourth heartbeat-only");
+    assert_eq!(tail_lines(&moto, &stream, expected.len()), expected);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tail_follows_the_children_of_a_split_shard() {
+    let resource = ResourceId::parse("cluster-SPLITTEST00001").unwrap();
+    let (moto, cfg, key_id) = stream_env(&resource, 1).await;
+    let stream = resource.stream_name();
+    let simulate = |seed: &str| {
+        das(
+            Some(&moto),
+            &[
+                "simulate",
+                "--resource-id",
+                resource.as_str(),
+                "--kms-key-id",
+                &key_id,
+                "--records",
+                "20",
+                "--events-per-record",
+                "3",
+                "--heartbeat-interval",
+                "0",
+                "--seed",
+                seed,
+                "--to-stream",
+                &stream,
+            ],
+        );
+    };
+    simulate("1");
+    let kinesis = aws_sdk_kinesis::Client::new(&cfg);
+    kinesis
+        .split_shard()
+        .stream_name(&stream)
+        .shard_to_split("shardId-000000000000")
+        .new_starting_hash_key((1u128 << 127).to_string())
+        .send()
+        .await
+        .unwrap();
+    simulate("2");
+    let shards = kinesis.list_shards().stream_name(&stream).send().await.unwrap();
+    assert_eq!(shards.shards().len(), 3, "the parent and its two children");
+    let expected = expected_lines(&cfg, &stream, &resource).await;
+    assert_eq!(expected.len(), 120);
+    assert_eq!(tail_lines(&moto, &stream, expected.len()), expected);
+}
+
+#[test]
+fn replay_of_each_sample_event_writes_what_the_lambda_handler_writes() {
+    for event in [
+        "aurora-postgresql.json",
+        "aurora-mysql.json",
+        "one-corrupted-record.json",
+        "heartbeats-only.json",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = format!("{}/events/{event}", env!("CARGO_MANIFEST_DIR"));
+        let out = das(
+            None,
+            &[
+                "replay",
+                &path,
+                "--out-dir",
+                dir.path().to_str().unwrap(),
+                "--wrapping-key",
+                TEST_KEY,
+            ],
+        );
+        assert_eq!(
+            String::from_utf8(out.stdout).unwrap().trim(),
+            r#"{"batchItemFailures":[]}"#
+        );
+        let files: Vec<String> = walk(dir.path());
+        let lambda = lambda_objects(&path);
+        assert_eq!(files, lambda.keys().cloned().collect::<Vec<_>>(), "{event}");
+        for key in &files {
+            assert_eq!(
+                std::fs::read(dir.path().join(key)).unwrap(),
+                lambda[key],
+                "{event}: {key}"
+            );
+        }
+    }
+}
+
+fn walk(root: &std::path::Path) -> Vec<String> {
+    let mut files = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.push(path.strip_prefix(root).unwrap().to_str().unwrap().to_owned());
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// The objects the Lambda handler writes for an event file, with the function's default settings.
+fn lambda_objects(path: &str) -> std::collections::BTreeMap<String, Vec<u8>> {
+    use das_archiver::archive::MemorySink;
+    use das_archiver::batch::Archiver;
+    use das_archiver::config::Settings;
+    use das_archiver::filter::Filter;
+    use das_archiver::keys::{KeyCache, StaticKeySource};
+    let settings = Settings::from_lookup(|n| (n == "DAS_ARCHIVE_BUCKET").then(|| "b".to_owned())).unwrap();
+    let key = hex::decode(TEST_KEY).unwrap();
+    let archiver = Archiver::new(
+        settings.batch_settings(),
+        KeyCache::new(StaticKeySource::new(&key), settings.key_cache),
+        Filter::new(&settings.filter).unwrap(),
+        MemorySink::default(),
+    );
+    let event: das_archiver::lambda::KinesisBatchEvent = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime
+        .block_on(das_archiver::lambda::handle(
+            &archiver,
+            lambda_runtime::LambdaEvent::new(event, Default::default()),
+        ))
+        .unwrap();
+    archiver
+        .sink()
+        .objects()
+        .into_iter()
+        .map(|(k, o)| (k, o.body))
+        .collect()
+}
+
+#[test]
+fn records_from_simulate_decrypt_in_the_python_sdk_like_the_aws_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cases = Vec::new();
+    for (engine, id) in [
+        ("aurora-postgresql", "cluster-PYORACLE0001"),
+        ("aurora-mysql", "cluster-PYORACLE0002"),
+        ("oracle", "db-PYORACLE0003"),
+        ("sqlserver", "db-PYORACLE0004"),
+    ] {
+        let file = dir.path().join(format!("{engine}.json"));
+        das(
+            None,
+            &[
+                "simulate",
+                "--wrapping-key",
+                TEST_KEY,
+                "--resource-id",
+                id,
+                "--engine",
+                engine,
+                "--records",
+                "4",
+                "--to-event-file",
+                file.to_str().unwrap(),
+            ],
+        );
+        let event: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        for (i, r) in event["Records"].as_array().unwrap().iter().enumerate() {
+            use base64::Engine as _;
+            let data = base64::engine::general_purpose::STANDARD
+                .decode(r["kinesis"]["data"].as_str().unwrap())
+                .unwrap();
+            let name = format!("{engine}-{i}");
+            std::fs::write(dir.path().join(&name), &data).unwrap();
+            cases.push(
+                serde_json::json!({"name": name, "wrapping_key_hex": TEST_KEY, "record": dir.path().join(&name),
+                "payload_out": dir.path().join(format!("{name}.out"))}),
+            );
+        }
+    }
+    let summary = common::run_oracle("decrypt-das", &serde_json::json!({"cases": cases}), dir.path());
+    assert_eq!(summary["failed"], serde_json::json!({}), "{summary}");
+    assert_eq!(summary["ok"].as_array().unwrap().len(), 16);
+    assert_eq!(summary["headers"]["aurora-mysql-0"]["suite"], "0378");
+    assert_eq!(summary["headers"]["aurora-postgresql-0"]["suite"], "0178");
+    let oracle: Value = serde_json::from_slice(&std::fs::read(dir.path().join("oracle-1.out")).unwrap()).unwrap();
+    assert_eq!(oracle["clusterId"], "");
+    assert_eq!(oracle["instanceId"], "db-PYORACLE0003");
+}
