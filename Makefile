@@ -6,7 +6,7 @@ CARGO   ?= cargo
 # The official Python ESDK (test oracle and benchmark baseline) and, later, moto's server.
 ORACLE_REQUIREMENTS := tests/oracle/requirements.txt
 
-.PHONY: help run demo events test lint bench venv fuzz-check fuzz build clean
+.PHONY: help run demo events test lint bench size-arm64 venv fuzz-check fuzz build clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -24,8 +24,12 @@ lint: ## rustfmt check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets --all-features -- -D warnings
 
-bench: venv ## Criterion benchmarks of the decoding core and its stages (see bench/)
-	DAS_PYTHON=$(abspath $(PYTHON)) $(CARGO) bench --bench core
+bench: venv build ## Benchmarks vs the Python reference path, batch, cold start, KMS; writes bench/results.md
+	bench/run.sh
+
+size-arm64: venv ## Cross-build the arm64 Lambda binary (cargo-lambda + zig), for `make bench` to report its size
+	rustup target add aarch64-unknown-linux-gnu
+	PATH=$(abspath $(VENV))/bin:$$PATH $(CARGO) lambda build --release --arm64 --bin das-archiver-lambda --features lambda
 
 # Sample Lambda events for `sam local invoke` / `cargo lambda invoke`. By default they are encrypted
 # with the public test wrapping key below (decodable by the tests and `das decode`, not by KMS). With

@@ -1,192 +1,335 @@
-//! Criterion benchmarks of the decoding core: whole records (envelope → decrypt → gunzip → parse →
-//! NDJSON) for realistic shapes, and each stage alone on the same bytes, so the pipeline can be read
-//! against its parts. Run with `make bench`; results go to `target/criterion`.
+//! Criterion benchmarks of the decoding core, shaped for `bench/report.py`:
+//!
+//! - `record/<shape>`: one Kinesis record through the Lambda's per-record path (envelope → ESDK
+//!   decrypt → gunzip → parse → filter → NDJSON lines), key in hand;
+//! - `record-gzip/<shape>`: the same plus gzip of the lines into a long-lived stream (as the Lambda
+//!   compresses each object), i.e. all the CPU work a record costs the Lambda;
+//! - `stage-<name>/<shape>`: each stage alone on the same bytes (envelope, AES-GCM, HKDF, ECDSA P-384
+//!   verify, inflate, JSON parse, deflate of the output), so the pipeline can be read against the
+//!   ceiling its stages imply.
+//!
+//! The records are also written to `target/bench-shapes/` with their wrapping key, so that the
+//! Python reference path (`bench/reference.py`) times exactly the same bytes in the same run.
+//! Run with `make bench`; criterion writes its estimates to `target/criterion/`.
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+use std::cell::{Cell, RefCell};
 use std::hint::black_box;
+use std::io::Write;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
-use aws_lc_rs::signature::{self, EcdsaKeyPair, KeyPair};
+use aws_lc_rs::hkdf;
+use aws_lc_rs::signature;
 use base64::Engine as _;
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use das_archiver::activity::{ActivityRecord, ParseLimits};
+use das_archiver::batch::render_record;
 use das_archiver::envelope::Envelope;
 use das_archiver::esdk::{decrypt, DecryptOptions, Message, RawAesKeyring};
-use das_archiver::gunzip::{gunzip, gzip};
-use das_archiver::ndjson::write_event_line;
+use das_archiver::filter::{Filter, FilterSpec};
+use das_archiver::gunzip::gunzip;
 use das_archiver::record::{self, DecodeOptions, EncodeOptions};
 use das_archiver::simulate::{Engine, Simulator};
+use flate2::write::GzEncoder;
 
 const KEY: [u8; 32] = [0x24; 32];
 
+/// One realistic record shape: `<events>-<suite>`, e.g. `20-events-0378`.
 struct Shape {
-    name: &'static str,
+    id: String,
+    events: usize,
+    suite: &'static str,
+    /// The Kinesis record data (the DAS envelope JSON).
     data: Vec<u8>,
-    json_len: usize,
+    /// The decompressed activity payload.
+    json: Vec<u8>,
+    /// The decrypted, still compressed payload.
+    compressed: Vec<u8>,
+    /// The NDJSON lines the record renders to.
+    lines: Vec<u8>,
+    /// Other records of the same shape (different statements), so that streaming gzip sees output
+    /// as varied as a real object rather than one record repeated.
+    others: Vec<Vec<u8>>,
 }
 
+/// Records of one shape cycled through by the gzip benchmarks.
+const VARIED_RECORDS: u64 = 32;
+
+/// Heartbeat-only, 1, 20 and 500 events; 0x0178 as Aurora PostgreSQL writes it, 0x0378 as Aurora
+/// MySQL does.
 fn shapes() -> Vec<Shape> {
     let keyring = RawAesKeyring::das(&KEY).unwrap();
+    let filter = lambda_filter();
     let mut out = Vec::new();
-    for (name, engine, events) in [
-        ("heartbeat/0178", Engine::AuroraPostgresql, 0),
-        ("1-event/0178", Engine::AuroraPostgresql, 1),
-        ("1-event/0378", Engine::AuroraMysql, 1),
-        ("20-events/0178", Engine::AuroraPostgresql, 20),
-        ("100-events/0178", Engine::AuroraPostgresql, 100),
-        ("100-events/0378", Engine::AuroraMysql, 100),
-        ("500-events/0178", Engine::AuroraPostgresql, 500),
-    ] {
-        let mut sim = Simulator::new(engine, "cluster-BENCH", "db-BENCH", 42);
-        let mut list = sim.events(events);
-        if events == 0 {
-            list.push(sim.heartbeat());
+    for events in [0usize, 1, 20, 500] {
+        for (suite, engine) in [("0178", Engine::AuroraPostgresql), ("0378", Engine::AuroraMysql)] {
+            let options = EncodeOptions {
+                version: engine.record_version().into(),
+                esdk: engine.encrypt_options(),
+            };
+            let make = |seed: u64| {
+                let mut sim = Simulator::new(engine, "cluster-BENCH", "db-BENCH", seed);
+                let mut list = sim.events(events);
+                if events == 0 {
+                    list.push(sim.heartbeat());
+                }
+                let json = sim.payload(&list);
+                let data = record::encode_with(&json, &keyring, &[1u8; 184], &options).unwrap();
+                (json, data)
+            };
+            let (json, data) = make(42);
+            let others = (1..VARIED_RECORDS).map(|seed| make(42 + seed).1).collect();
+            let envelope = Envelope::parse(&data).unwrap();
+            let compressed = decrypt(&envelope.message, &keyring, &DecryptOptions::default())
+                .unwrap()
+                .plaintext;
+            let lines = render_record(&envelope, &keyring, &filter, &DecodeOptions::default())
+                .unwrap()
+                .lines;
+            let id = match events {
+                0 => format!("heartbeat-{suite}"),
+                1 => format!("1-event-{suite}"),
+                n => format!("{n}-events-{suite}"),
+            };
+            out.push(Shape {
+                id,
+                events,
+                suite,
+                data,
+                json,
+                compressed,
+                lines,
+                others,
+            });
         }
-        let payload = sim.payload(&list);
-        let options = EncodeOptions {
-            version: engine.record_version().into(),
-            esdk: engine.encrypt_options(),
-        };
-        let data = record::encode_with(&payload, &keyring, &[1u8; 184], &options).unwrap();
-        out.push(Shape {
-            name,
-            data,
-            json_len: payload.len(),
-        });
     }
     out
 }
 
-/// The whole per-record path with the key already in hand.
-fn decode_record(data: &[u8], keyring: &RawAesKeyring, options: &DecodeOptions, line: &mut Vec<u8>) -> usize {
-    let envelope = Envelope::parse(data).unwrap();
-    let payload = record::decode(&envelope, keyring, options).unwrap();
-    let activity = ActivityRecord::parse(&payload.json, options.payload).unwrap();
-    line.clear();
-    for event in activity.events.iter().filter(|e| !e.is_heartbeat()) {
-        write_event_line(event, &activity, line);
+/// The Lambda's default filter: everything but heartbeats.
+fn lambda_filter() -> Filter {
+    Filter::new(&FilterSpec {
+        skip_heartbeats: true,
+        ..FilterSpec::default()
+    })
+    .unwrap()
+}
+
+/// Writes the shapes where `bench/reference.py` reads them.
+fn write_shapes(shapes: &[Shape]) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-shapes");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut manifest = Vec::new();
+    for shape in shapes {
+        let path = dir.join(format!("{}.json", shape.id));
+        std::fs::write(&path, &shape.data).unwrap();
+        manifest.push(serde_json::json!({
+            "id": shape.id,
+            "events": shape.events,
+            "suite": shape.suite,
+            "record": path,
+            "record_bytes": shape.data.len(),
+            "json_bytes": shape.json.len(),
+            "ndjson_bytes": shape.lines.len(),
+        }));
     }
-    line.len()
+    let manifest = serde_json::json!({"wrapping_key_hex": hex(&KEY), "shapes": manifest});
+    std::fs::write(dir.join("manifest.json"), serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn pipeline(c: &mut Criterion) {
+    let shapes = shapes();
+    write_shapes(&shapes);
     let keyring = RawAesKeyring::das(&KEY).unwrap();
+    let filter = lambda_filter();
     let options = DecodeOptions::default();
+    let one_record = |data: &[u8]| {
+        let envelope = Envelope::parse(data).unwrap();
+        render_record(&envelope, &keyring, &filter, &options).unwrap().lines
+    };
     let mut group = c.benchmark_group("record");
-    let mut line = Vec::new();
-    for shape in shapes() {
-        group.throughput(Throughput::Bytes(shape.json_len as u64));
-        group.bench_function(shape.name, |b| {
-            b.iter(|| decode_record(black_box(&shape.data), &keyring, &options, &mut line))
+    for shape in &shapes {
+        group.throughput(Throughput::Bytes(shape.json.len() as u64));
+        group.bench_function(BenchmarkId::from_parameter(&shape.id), |b| {
+            b.iter(|| one_record(black_box(&shape.data)).len())
+        });
+    }
+    group.finish();
+    // The Lambda gzips each object as one stream: records' lines go into a long-lived encoder.
+    let mut group = c.benchmark_group("record-gzip");
+    for shape in &shapes {
+        let records: Vec<&[u8]> = std::iter::once(&shape.data[..])
+            .chain(shape.others.iter().map(|r| &r[..]))
+            .collect();
+        let mut encoder = GzEncoder::new(std::io::sink(), flate2::Compression::default());
+        let mut next = records.iter().cycle();
+        group.throughput(Throughput::Bytes(shape.json.len() as u64));
+        group.bench_function(BenchmarkId::from_parameter(&shape.id), |b| {
+            b.iter(|| {
+                let lines = one_record(black_box(next.next().unwrap()));
+                encoder.write_all(&lines).unwrap();
+                lines.len()
+            })
         });
     }
     group.finish();
 }
 
 fn stages(c: &mut Criterion) {
-    let keyring = RawAesKeyring::das(&KEY).unwrap();
-    let mut group = c.benchmark_group("stage");
-    for shape in shapes()
-        .into_iter()
-        .filter(|s| s.name.starts_with("100-events") || s.name.starts_with("1-event"))
-    {
-        let envelope = Envelope::parse(&shape.data).unwrap();
-        let compressed = decrypt(&envelope.message, &keyring, &DecryptOptions::default())
-            .unwrap()
-            .plaintext;
-        let json = gunzip(&compressed, 64 << 20).unwrap();
-        let name = shape.name;
-        group.throughput(Throughput::Bytes(shape.json_len as u64));
-        group.bench_function(format!("envelope-json+base64/{name}"), |b| {
-            b.iter(|| Envelope::parse(black_box(&shape.data)).unwrap())
-        });
-        group.bench_function(format!("esdk-parse/{name}"), |b| {
-            b.iter(|| {
-                Message::parse(black_box(&envelope.message), &Default::default())
-                    .unwrap()
-                    .frames
-                    .len()
-            })
-        });
-        group.bench_function(format!("esdk-decrypt/{name}"), |b| {
-            b.iter(|| decrypt(black_box(&envelope.message), &keyring, &DecryptOptions::default()).unwrap())
-        });
-        group.bench_function(format!("inflate/{name}"), |b| {
-            b.iter(|| gunzip(black_box(&compressed), 64 << 20).unwrap())
-        });
-        group.bench_function(format!("json-parse/{name}"), |b| {
-            b.iter(|| {
-                ActivityRecord::parse(black_box(&json), ParseLimits::default())
-                    .unwrap()
-                    .events
-                    .len()
-            })
-        });
-        group.bench_function(format!("deflate-output/{name}"), |b| {
-            b.iter(|| gzip(black_box(&json)).len())
-        });
-        // AES-GCM alone over the same number of bytes as the record's ciphertext.
+    let shapes = shapes();
+    let stage = |c: &mut Criterion, name: &str, f: &dyn Fn(&Shape) -> Option<StageRun<'_>>| {
+        let mut group = c.benchmark_group(format!("stage-{name}"));
+        for shape in &shapes {
+            if let Some(run) = f(shape) {
+                group.throughput(Throughput::Bytes(shape.json.len() as u64));
+                group.bench_function(BenchmarkId::from_parameter(&shape.id), |b| b.iter(&run));
+            }
+        }
+        group.finish();
+    };
+    stage(c, "envelope", &|s| {
+        Some(Box::new(move || {
+            Envelope::parse(black_box(&s.data)).unwrap().message.len()
+        }))
+    });
+    // Our whole ESDK decrypt, for reference (not part of the ceiling: AES-GCM and HKDF are).
+    stage(c, "esdk-decrypt", &|s| {
+        let message = Envelope::parse(&s.data).unwrap().message;
+        let keyring = RawAesKeyring::das(&KEY).unwrap();
+        Some(Box::new(move || {
+            decrypt(black_box(&message), &keyring, &DecryptOptions::default())
+                .unwrap()
+                .plaintext
+                .len()
+        }))
+    });
+    // AES-GCM alone over the ciphertext bytes, plus the data key unwrap (32 bytes) the message needs.
+    stage(c, "aes-gcm", &|s| {
         let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &KEY).unwrap());
-        let mut sealed = compressed.clone();
-        let tag = key
-            .seal_in_place_separate_tag(Nonce::assume_unique_for_key([0; 12]), Aad::empty(), &mut sealed)
-            .unwrap();
-        let mut out = vec![0u8; sealed.len()];
-        group.bench_function(format!("aes-gcm-open/{name}"), |b| {
-            b.iter(|| {
+        let seal = |plain: &[u8]| {
+            let mut sealed = plain.to_vec();
+            let tag = key
+                .seal_in_place_separate_tag(Nonce::assume_unique_for_key([0; 12]), Aad::empty(), &mut sealed)
+                .unwrap();
+            (sealed, tag)
+        };
+        let (body, body_tag) = seal(&s.compressed);
+        let (wrapped, wrapped_tag) = seal(&[7u8; 32]);
+        Some(Box::new(move || {
+            let mut out = vec![0u8; body.len()];
+            let mut data_key = [0u8; 32];
+            for (sealed, tag, out) in [
+                (&body, &body_tag, &mut out[..]),
+                (&wrapped, &wrapped_tag, &mut data_key[..]),
+            ] {
                 key.open_separate_gather(
                     Nonce::assume_unique_for_key([0; 12]),
                     Aad::empty(),
-                    black_box(&sealed),
+                    black_box(sealed),
                     tag.as_ref(),
-                    &mut out,
+                    out,
                 )
-                .unwrap()
-            })
-        });
-        if name.ends_with("0378") {
-            let signed = Message::parse(&envelope.message, &Default::default()).unwrap();
-            let pk_b64 = signed.header.context_value("aws-crypto-public-key").unwrap();
-            let pk = base64::engine::general_purpose::STANDARD.decode(pk_b64).unwrap();
-            let sig = signed.signature.unwrap();
-            group.bench_function(format!("ecdsa-p384-verify/{name}"), |b| {
-                b.iter(|| {
-                    signature::UnparsedPublicKey::new(&signature::ECDSA_P384_SHA384_ASN1, &pk)
-                        .verify(black_box(signed.signed_bytes), sig)
-                        .unwrap()
-                })
-            });
-        }
-    }
-    group.throughput(Throughput::Elements(1));
-    let salt = aws_lc_rs::hkdf::Salt::new(aws_lc_rs::hkdf::HKDF_SHA384, &[]);
-    group.bench_function("hkdf-sha384-derive", |b| {
-        b.iter(|| {
-            let mut okm = [0u8; 32];
-            struct Len;
-            impl aws_lc_rs::hkdf::KeyType for Len {
-                fn len(&self) -> usize {
-                    32
-                }
+                .unwrap();
             }
-            salt.extract(black_box(&KEY))
-                .expand(&[b"\x03\x78", &[7u8; 16]], Len)
+            out.len()
+        }))
+    });
+    stage(c, "hkdf", &|s| {
+        let algorithm = if s.suite == "0378" {
+            hkdf::HKDF_SHA384
+        } else {
+            hkdf::HKDF_SHA256
+        };
+        Some(Box::new(move || {
+            let mut okm = [0u8; 32];
+            hkdf::Salt::new(algorithm, &[])
+                .extract(black_box(&KEY))
+                .expand(&[b"\x01\x78", &[7u8; 16]], OkmLen)
                 .unwrap()
                 .fill(&mut okm)
                 .unwrap();
-            okm
-        })
+            okm.len()
+        }))
     });
-    let pair = EcdsaKeyPair::generate(&signature::ECDSA_P384_SHA384_ASN1_SIGNING).unwrap();
-    let _ = pair.public_key();
-    group.finish();
+    stage(c, "ecdsa-p384-verify", &|s| {
+        if s.suite != "0378" {
+            return None;
+        }
+        let message = Envelope::parse(&s.data).unwrap().message;
+        let parsed = Message::parse(&message, &Default::default()).unwrap();
+        let public_key = base64::engine::general_purpose::STANDARD
+            .decode(parsed.header.context_value("aws-crypto-public-key").unwrap())
+            .unwrap();
+        let signature = parsed.signature.unwrap().to_vec();
+        let signed_len = parsed.signed_bytes.len();
+        Some(Box::new(move || {
+            signature::UnparsedPublicKey::new(&signature::ECDSA_P384_SHA384_ASN1, &public_key)
+                .verify(black_box(&message[..signed_len]), &signature)
+                .unwrap();
+            signed_len
+        }))
+    });
+    stage(c, "inflate", &|s| {
+        Some(Box::new(move || {
+            gunzip(black_box(&s.compressed), 64 << 20).unwrap().len()
+        }))
+    });
+    stage(c, "json-parse", &|s| {
+        Some(Box::new(move || {
+            ActivityRecord::parse(black_box(&s.json), ParseLimits::default())
+                .unwrap()
+                .events
+                .len()
+        }))
+    });
+    // Deflate of the output as the Lambda does it: one gzip stream per object, fed record by record
+    // with varied lines.
+    stage(c, "deflate-output", &|s| {
+        let filter = lambda_filter();
+        let keyring = RawAesKeyring::das(&KEY).unwrap();
+        let lines: Vec<Vec<u8>> = std::iter::once(s.lines.clone())
+            .chain(s.others.iter().map(|data| {
+                let envelope = Envelope::parse(data).unwrap();
+                render_record(&envelope, &keyring, &filter, &DecodeOptions::default())
+                    .unwrap()
+                    .lines
+            }))
+            .collect();
+        let encoder = RefCell::new(GzEncoder::new(std::io::sink(), flate2::Compression::default()));
+        let next = Cell::new(0usize);
+        Some(Box::new(move || {
+            let i = next.get();
+            next.set((i + 1) % lines.len());
+            encoder.borrow_mut().write_all(black_box(&lines[i])).unwrap();
+            lines[i].len()
+        }))
+    });
+}
+
+/// One stage on one shape's bytes, ready to be timed; `None` where the stage does not apply.
+type StageRun<'a> = Box<dyn Fn() -> usize + 'a>;
+
+struct OkmLen;
+
+impl hkdf::KeyType for OkmLen {
+    fn len(&self) -> usize {
+        32
+    }
 }
 
 criterion_group! {
     name = benches;
-    config = Criterion::default().sample_size(30).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
+    config = Criterion::default()
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_millis(1200));
     targets = pipeline, stages
 }
 criterion_main!(benches);

@@ -6,7 +6,8 @@
 //! # against an S3-compatible endpoint (e.g. moto):
 //! AWS_ENDPOINT_URL=http://127.0.0.1:5000 DAS_ARCHIVE_BUCKET=b cargo run --release --example batch_throughput
 //! ```
-//! It prints records/s, events/s and the process's peak resident memory (VmHWM).
+//! It prints records/s, events/s and the process's peak resident memory (VmHWM); with `--json` (last
+//! argument) one JSON object instead, for `bench/report.py`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -50,7 +51,7 @@ fn batch(records: usize, events: usize) -> Batch {
     }
 }
 
-async fn run<S: Sink>(sink: S, batch: Batch, label: &str) {
+async fn run<S: Sink>(sink: S, batch: Batch, label: &str, json: bool) {
     let settings = BatchSettings {
         resource_id: None,
         layout: Layout {
@@ -78,6 +79,24 @@ async fn run<S: Sink>(sink: S, batch: Batch, label: &str) {
     let (wall, cpu) = (started.elapsed().as_secs_f64(), cpu_seconds() - cpu);
     assert_eq!(outcome.retry_from, None);
     let events = outcome.metrics.events_archived;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "sink": label,
+                "records": records,
+                "events": events,
+                "wall_ms": wall * 1e3,
+                "cpu_ms": cpu * 1e3,
+                "events_per_s": events as f64 / wall,
+                "records_per_s": records as f64 / wall,
+                "objects": outcome.metrics.objects_written,
+                "bytes_written": outcome.metrics.bytes_written,
+                "peak_rss_mib": peak_rss_mib(),
+            })
+        );
+        return;
+    }
     println!(
         "{label}: {records} records, {events} events in {:.1} ms wall, {:.1} ms CPU: {:.0} records/s, {:.0} events/s; {} objects, {} bytes",
         wall * 1e3,
@@ -110,17 +129,25 @@ fn peak_rss_mib() -> f64 {
 
 #[tokio::main]
 async fn main() {
-    let mut args = std::env::args().skip(1).map(|a| a.parse::<usize>().expect("numbers"));
+    let json = std::env::args().any(|a| a == "--json");
+    let mut args = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--json")
+        .map(|a| a.parse::<usize>().expect("numbers"));
     let records = args.next().unwrap_or(10_000);
     let events = args.next().unwrap_or(1);
     let batch = batch(records, events);
-    eprintln!("after building the batch: peak RSS {:.1} MiB", peak_rss_mib());
+    if !json {
+        eprintln!("after building the batch: peak RSS {:.1} MiB", peak_rss_mib());
+    }
     match std::env::var("DAS_ARCHIVE_BUCKET") {
         Ok(bucket) => {
             let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-            run(S3Sink::new(&sdk, &bucket, true), batch, "S3 sink").await;
+            run(S3Sink::new(&sdk, &bucket, true), batch, "s3", json).await;
         }
-        Err(_) => run(MemorySink::default(), batch, "memory sink").await,
+        Err(_) => run(MemorySink::default(), batch, "memory", json).await,
     }
-    println!("peak RSS {:.1} MiB", peak_rss_mib());
+    if !json {
+        println!("peak RSS {:.1} MiB", peak_rss_mib());
+    }
 }
