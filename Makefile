@@ -31,25 +31,26 @@ size-arm64: venv ## Cross-build the arm64 Lambda binary (cargo-lambda + zig), fo
 	rustup target add aarch64-unknown-linux-gnu
 	PATH=$(abspath $(VENV))/bin:$$PATH $(CARGO) lambda build --release --arm64 --bin das-archiver-lambda --features lambda
 
-# Sample Lambda events for `sam local invoke` / `cargo lambda invoke`. By default they are encrypted
-# with the public test wrapping key below (decodable by the tests and `das decode`, not by KMS). With
-# KMS_KEY_ID (and RESOURCE_ID, and AWS_ENDPOINT_URL for a local AWS) they carry real KMS data keys.
-TEST_WRAPPING_KEY := 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f
-RESOURCE_ID ?= cluster-EXAMPLEAURORAPG000000001
-MYSQL_RESOURCE_ID ?= cluster-EXAMPLEAURORAMY000000001
-EVENT_KEY = $(if $(KMS_KEY_ID),--kms-key-id $(KMS_KEY_ID),--wrapping-key $(TEST_WRAPPING_KEY))
+# Sample Lambda events for `sam local invoke` / `cargo lambda invoke` (scripts/sample-events.sh). By default
+# they are encrypted with a public test wrapping key (decodable by the tests and `das decode`, not by KMS).
+# With KMS_KEY_ID (and RESOURCE_ID, MYSQL_RESOURCE_ID, and AWS_ENDPOINT_URL for a local AWS) they carry
+# real KMS data keys.
 events: build ## Regenerate events/*.json (optionally KMS_KEY_ID=… RESOURCE_ID=… MYSQL_RESOURCE_ID=…)
-	mkdir -p events
-	./target/release/das simulate $(EVENT_KEY) --resource-id $(RESOURCE_ID) --engine aurora-postgresql --records 20 --events-per-record 5 --seed 1 --to-event-file events/aurora-postgresql.json
-	./target/release/das simulate $(EVENT_KEY) --resource-id $(MYSQL_RESOURCE_ID) --engine aurora-mysql --records 10 --events-per-record 6 --seed 2 --to-event-file events/aurora-mysql.json
-	./target/release/das simulate $(EVENT_KEY) --resource-id $(RESOURCE_ID) --records 5 --heartbeat-interval 1 --seed 3 --to-event-file events/heartbeats-only.json
-	./target/release/das simulate $(EVENT_KEY) --resource-id $(RESOURCE_ID) --records 6 --events-per-record 3 --corrupt-record 2 --seed 4 --to-event-file events/one-corrupted-record.json
+	scripts/sample-events.sh ./target/release/das events
 
 fuzz-check: ## Check that the fuzz targets build (stable toolchain, no sanitizer)
 	$(CARGO) build --manifest-path fuzz/Cargo.toml --bins
 
-fuzz: ## Run the ESDK fuzz target for 10 minutes (needs nightly and cargo-fuzz)
-	cd fuzz && $(CARGO) +nightly fuzz run esdk_decrypt -- -max_total_time=600
+# cargo-fuzz needs nightly's -Z flags (sanitizer, coverage); RUSTC_BOOTSTRAP=1 lets the stable toolchain,
+# the only one on a fresh machine here, accept them.
+FUZZ_TIME ?= 600
+fuzz: ## Run both fuzz targets for FUZZ_TIME seconds each (default 600; installs cargo-fuzz)
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	for target in esdk_decrypt record_decode; do \
+	  mkdir -p fuzz/corpus/$$target && \
+	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$target fuzz/corpus/$$target fuzz/seeds/$$target -- \
+	    -max_total_time=$(FUZZ_TIME) -print_final_stats=1 || exit 1; \
+	done
 
 build: ## Release build of the binaries (`das`, `das-archiver-lambda`)
 	$(CARGO) build --release --bins
