@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -193,11 +194,25 @@ pub struct S3Sink {
     bucket: String,
 }
 
+/// How long one S3 `PutObject` attempt may take: an archive object is at most a few MB (a Lambda batch
+/// is at most 6 MB of records, compressed about 10:1 after decryption and gunzip).
+pub const S3_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long one `PutObject` may take with the SDK's retries. With [`crate::keys::KMS_OPERATION_TIMEOUT`]
+/// it stays inside the template's default function timeout (120 s), so a silent network becomes a
+/// retry from the right record instead of a timed-out invocation.
+pub const S3_OPERATION_TIMEOUT: Duration = Duration::from_secs(60);
+
 impl S3Sink {
-    /// A sink writing to `bucket`; `force_path_style` for local S3-compatible servers.
+    /// A sink writing to `bucket`; `force_path_style` for local S3-compatible servers. Writes are
+    /// bounded by [`S3_ATTEMPT_TIMEOUT`] and [`S3_OPERATION_TIMEOUT`].
     pub fn new(config: &aws_config::SdkConfig, bucket: &str, force_path_style: bool) -> Self {
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .operation_attempt_timeout(S3_ATTEMPT_TIMEOUT)
+            .operation_timeout(S3_OPERATION_TIMEOUT)
+            .build();
         let s3 = aws_sdk_s3::config::Builder::from(config)
             .force_path_style(force_path_style)
+            .timeout_config(timeouts)
             .build();
         Self {
             client: aws_sdk_s3::Client::from_conf(s3),

@@ -74,6 +74,13 @@ impl DataKeySource for Box<dyn DataKeySource> {
     }
 }
 
+/// How long one KMS `Decrypt` attempt may take. KMS answers in milliseconds; without a bound, a
+/// network that drops packets (a VPC without a route or endpoint to KMS) holds the batch until the
+/// Lambda's own timeout, which retries it blind and logs nothing useful.
+pub const KMS_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one KMS `Decrypt` may take with the SDK's retries (3 attempts and their back-off).
+pub const KMS_OPERATION_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// KMS `Decrypt` with the DAS encryption context.
 #[derive(Debug, Clone)]
 pub struct KmsKeySource {
@@ -81,10 +88,25 @@ pub struct KmsKeySource {
 }
 
 impl KmsKeySource {
-    /// A source using the SDK configuration's endpoint, region and credentials.
+    /// A source using the SDK configuration's endpoint, region and credentials, with calls bounded
+    /// by [`KMS_ATTEMPT_TIMEOUT`] and [`KMS_OPERATION_TIMEOUT`].
     pub fn new(config: &aws_config::SdkConfig) -> Self {
+        Self::with_timeouts(config, KMS_ATTEMPT_TIMEOUT, KMS_OPERATION_TIMEOUT)
+    }
+
+    /// [`KmsKeySource::new`] with other bounds on one attempt and on the whole call. A call that
+    /// exceeds them fails as [`KeyError::Unavailable`] (transient).
+    pub fn with_timeouts(config: &aws_config::SdkConfig, attempt: Duration, operation: Duration) -> Self {
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .operation_attempt_timeout(attempt)
+            .operation_timeout(operation)
+            .build();
+        // The SDK merges these with the configuration's own (connect timeout and so on).
+        let kms = aws_sdk_kms::config::Builder::from(config)
+            .timeout_config(timeouts)
+            .build();
         Self {
-            client: aws_sdk_kms::Client::new(config),
+            client: aws_sdk_kms::Client::from_conf(kms),
         }
     }
 }

@@ -334,6 +334,47 @@ async fn when_kms_is_unreachable_the_batch_is_retried_from_its_first_record_and_
     assert!(moto::read_objects(&env.cfg, BUCKET, "").await.is_empty());
 }
 
+/// An endpoint that accepts connections and never answers, like a network that drops packets.
+fn silent_endpoint_config(cfg: &SdkConfig) -> (SdkConfig, std::net::TcpListener) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    (cfg.to_builder().endpoint_url(endpoint).build(), listener)
+}
+
+#[tokio::test]
+async fn when_kms_never_answers_each_attempt_times_out_and_the_batch_is_retried_from_its_first_record() {
+    let env = env().await;
+    // The kernel completes the TCP handshakes into the listener's backlog; nobody ever reads them.
+    let (silent, _listener) = silent_endpoint_config(&env.cfg);
+    let settings = Settings::from_lookup(|name| {
+        [("DAS_ARCHIVE_BUCKET", BUCKET), ("DAS_S3_FORCE_PATH_STYLE", "true")]
+            .into_iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.to_owned())
+    })
+    .unwrap();
+    let kms = KmsKeySource::with_timeouts(
+        &silent,
+        std::time::Duration::from_millis(200),
+        std::time::Duration::from_secs(2),
+    );
+    let archiver = Archiver::new(
+        settings.batch_settings(),
+        KeyCache::new(kms, settings.key_cache),
+        Filter::new(&settings.filter).unwrap(),
+        S3Sink::new(&env.cfg, &settings.bucket, settings.s3_force_path_style),
+    );
+    let resource = ResourceId::parse("cluster-SILENTKMS00001").unwrap();
+    let (data, _) = records(&env, Engine::AuroraPostgresql, &resource, 3, 2).await;
+    let event = lambda_kinesis_event(&stream_arn(&resource), "shardId-000000000004", &data, 7, ARRIVAL);
+    let first = event["Records"][0]["kinesis"]["sequenceNumber"].clone();
+    assert_eq!(
+        invoke(&archiver, event).await,
+        json!({"batchItemFailures": [{"itemIdentifier": first}]})
+    );
+    assert!(moto::read_objects(&env.cfg, BUCKET, "").await.is_empty());
+}
+
 #[tokio::test]
 async fn when_s3_is_unreachable_nothing_is_reported_done() {
     let env = env().await;
