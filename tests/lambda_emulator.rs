@@ -27,15 +27,7 @@ const EVENTS: [&str; 4] = [
 
 /// The venv's cargo-lambda (installed by `make venv`); `DAS_CARGO_LAMBDA` overrides it.
 fn cargo_lambda() -> PathBuf {
-    let path = std::env::var_os("DAS_CARGO_LAMBDA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/cargo-lambda"));
-    assert!(
-        path.exists(),
-        "cargo-lambda is not installed at {}: run `make venv` (or set DAS_CARGO_LAMBDA)",
-        path.display()
-    );
-    path
+    common::venv_tool("cargo-lambda", "DAS_CARGO_LAMBDA", "cargo-lambda")
 }
 
 fn aws_env(moto: &Moto) -> [(&'static str, &str); 6] {

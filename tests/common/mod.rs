@@ -11,12 +11,18 @@ pub(crate) mod moto;
 /// The project virtualenv's Python, where the official `aws-encryption-sdk` is installed by
 /// `make venv` (which `make test` runs first). `DAS_PYTHON` overrides it.
 pub(crate) fn oracle_python() -> PathBuf {
-    let path = std::env::var_os("DAS_PYTHON")
+    venv_tool("python", "DAS_PYTHON", "the Python test oracle")
+}
+
+/// `.venv/bin/<name>` of the project virtualenv (made by `make venv`, which `make test` runs first),
+/// or the path in `$<override_var>`; panics naming `what` if it is missing.
+pub(crate) fn venv_tool(name: &str, override_var: &str, what: &str) -> PathBuf {
+    let path = std::env::var_os(override_var)
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"));
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin").join(name));
     assert!(
         path.exists(),
-        "the Python test oracle is not installed at {}: run `make venv` (or `make test`, which does it)",
+        "{what} is not installed at {}: run `make venv` (or `make test`, which does it), or set {override_var}",
         path.display()
     );
     path

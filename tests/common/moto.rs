@@ -257,15 +257,7 @@ enum Startup {
 
 /// `$DAS_MOTO_SERVER`, else the project virtualenv's `moto_server`; panics if missing.
 fn moto_server_path() -> PathBuf {
-    let path = std::env::var_os("DAS_MOTO_SERVER")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/moto_server"));
-    assert!(
-        path.exists(),
-        "moto's server is not installed at {}: run `make venv` (or set DAS_MOTO_SERVER)",
-        path.display()
-    );
-    path
+    super::venv_tool("moto_server", "DAS_MOTO_SERVER", "moto's server")
 }
 
 /// A port of 127.0.0.1 that was free a moment ago (the OS picks it for a bind to port 0).
