@@ -88,7 +88,7 @@ step "what landed in S3"
 python scripts/local_aws.py show --bucket "$BUCKET" --prefix activity/ --first 3
 
 step "summary (from the function's CloudWatch EMF metric lines)"
-python3 - "$WORK/lambda.log" <<'PY'
+python3 - "$WORK/lambda.log" <<'PY' || { echo "the function's log ends with:"; tail -n 30 "$WORK/lambda.log"; exit 1; }
 import json, sys
 totals = {}
 for line in open(sys.argv[1], errors="replace"):
@@ -99,5 +99,15 @@ for line in open(sys.argv[1], errors="replace"):
     for name in ("RecordsIn", "EventsArchived", "EventsFiltered", "HeartbeatsSkipped", "RecordsQuarantined", "RecordsRetried", "KmsCalls", "ObjectsWritten"):
         totals[name] = totals.get(name, 0) + doc.get(name, 0)
 print("  " + ", ".join(f"{k} {v}" for k, v in totals.items()))
+# The run is also CI's end-to-end check: say so loudly when the product did not do its job.
+problems = []
+if not totals.get("EventsArchived"):
+    problems.append("no event was archived")
+if totals.get("RecordsQuarantined") != 1:
+    problems.append(f"expected the one corrupted record in quarantine, got {totals.get('RecordsQuarantined')}")
+if totals.get("RecordsRetried"):
+    problems.append(f"{totals['RecordsRetried']} record(s) were left for retry")
+if problems:
+    sys.exit("make run: " + "; ".join(problems))
 PY
 echo "done in $(( $(date +%s) - started )) s"
