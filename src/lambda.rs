@@ -11,9 +11,9 @@ use base64::Engine as _;
 use lambda_runtime::LambdaEvent;
 use serde::Deserialize;
 
-use crate::archive::Sink;
-use crate::batch::{emf_line, Archiver, Batch, BatchOutcome, InputRecord};
-use crate::keys::DataKeySource;
+use crate::aws::archive::Sink;
+use crate::aws::batch::{emf_line, Archiver, Batch, BatchOutcome, InputRecord};
+use crate::aws::keys::DataKeySource;
 
 /// A Kinesis event as Lambda delivers it, with only the fields the archiver uses.
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -1,50 +1,55 @@
 //! # das-archiver
 //!
-//! Turns Amazon RDS / Aurora **Database Activity Streams** records into plain activity events.
+//! Turns Amazon RDS / Aurora **Database Activity Streams** records into a durable audit archive.
 //!
-//! The pure decoding core follows the data one way, and the modules are named for each step:
+//! The source tree is the architecture. Data flows one way, and each folder is one side of the
+//! one rule that matters most: the pure core never touches AWS.
 //!
 //! ```text
-//! Kinesis record ─► envelope ─► [data key from KMS] ─► esdk::decrypt ─► gunzip ─► activity events
+//! Kinesis record ─► envelope ─► data key (KMS, cached) ─► esdk ─► gunzip ─► activity ─► filter ─► ndjson ─► sink
+//!                   └──────────── pipeline/ (pure) ─────────────────────────────────────────────┘   aws/
 //! ```
 //!
+//! [`pipeline`], the pure core — no I/O, no `async`, no environment (checked by `tests/architecture.rs`
+//! and by `make lint` building the library without features):
 //! - [`envelope`]: the Kinesis record JSON and the KMS encryption context of a stream.
 //! - [`esdk`]: AWS Encryption SDK messages (decrypt and encrypt) with the raw AES keyring.
 //! - [`gunzip`]: bounded decompression.
 //! - [`activity`]: the decrypted payload and its events, with lenient typed accessors.
-//! - [`ndjson`]: one self-contained output line per event.
 //! - [`filter`]: which events to archive, and which fields to drop or redact (pseudonymise).
+//! - [`ndjson`]: one self-contained output line per event.
 //! - [`record`]: one record end to end, both ways (decode for archiving, encode for tests and load).
-//! - [`simulate`]: realistic events per engine, for tests, demos and load.
 //! - [`error`]: whether a failure is permanent (quarantine) or transient (retry).
+//! - [`utc`]: calendar arithmetic for partition names, without clocks or time zones.
+//! - [`simulate`]: realistic events per engine, for tests, demos and load.
 //!
-//! None of these modules does I/O, is `async`, or reads the environment: the edges (KMS, S3,
-//! Kinesis) live elsewhere and hand the core bytes and keys.
+//! `aws` (feature `aws`), the edges — the only code that talks to AWS, each behind a small trait:
+//! - `config`: settings from the environment (the only reader of it).
+//! - `keys`: data keys from KMS, cached.
+//! - `archive`: object layout and the sinks (S3, a directory, memory).
+//! - `batch`: one Kinesis batch end to end — archived, quarantined or retried, never lost.
+//!
+//! Front doors: `lambda` (the function's handler, feature `lambda`), `cli` (the `das` command,
+//! feature `cli`), `logging` (log setup for both), and the binaries in `src/bin/`.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub mod activity;
+pub mod pipeline;
+
 #[cfg(feature = "aws")]
-pub mod archive;
-#[cfg(feature = "aws")]
-pub mod batch;
+pub mod aws;
+
 #[cfg(feature = "cli")]
 pub mod cli;
-#[cfg(feature = "aws")]
-pub mod config;
-pub mod envelope;
-pub mod error;
-pub mod esdk;
-pub mod filter;
-pub mod gunzip;
-#[cfg(feature = "aws")]
-pub mod keys;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 #[cfg(any(feature = "lambda", feature = "cli"))]
 pub mod logging;
-pub mod ndjson;
-pub mod record;
-pub mod simulate;
-pub mod utc;
+
+// The short paths (`das_archiver::esdk`, `das_archiver::batch`, …) that tests, benches, fuzz targets
+// and users already name.
+pub use pipeline::{activity, envelope, error, esdk, filter, gunzip, ndjson, record, simulate, utc};
+
+#[cfg(feature = "aws")]
+pub use aws::{archive, batch, config, keys};

@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::parse_key;
-use crate::activity::ActivityRecord;
-use crate::envelope::Envelope;
-use crate::esdk::RawAesKeyring;
-use crate::ndjson::write_event_line;
-use crate::record::{self, DecodeOptions};
+use crate::pipeline::activity::ActivityRecord;
+use crate::pipeline::envelope::Envelope;
+use crate::pipeline::esdk::RawAesKeyring;
+use crate::pipeline::ndjson::write_event_line;
+use crate::pipeline::record::{self, DecodeOptions};
 
 #[derive(Debug, clap::Args)]
 pub(super) struct DecodeArgs {

@@ -8,12 +8,12 @@ use std::time::Instant;
 use zeroize::Zeroizing;
 
 use super::EngineArg;
-use crate::activity::ActivityRecord;
-use crate::envelope::Envelope;
-use crate::esdk::RawAesKeyring;
-use crate::ndjson::write_event_line;
-use crate::record::{self, DecodeOptions, EncodeOptions};
-use crate::simulate::{Engine, Simulator};
+use crate::pipeline::activity::ActivityRecord;
+use crate::pipeline::envelope::Envelope;
+use crate::pipeline::esdk::RawAesKeyring;
+use crate::pipeline::ndjson::write_event_line;
+use crate::pipeline::record::{self, DecodeOptions, EncodeOptions};
+use crate::pipeline::simulate::{Engine, Simulator};
 
 #[derive(Debug, clap::Args)]
 pub(super) struct DemoArgs {

@@ -1,7 +1,7 @@
 //! The Lambda's filter settings as command-line flags. A flag wins over the `DAS_*` environment
 //! variable of the same setting, so `das` and the function share one configuration.
 
-use crate::config::{ConfigError, Settings};
+use crate::aws::config::{ConfigError, Settings};
 
 /// `--include-users`, `--exclude-classes`, … (comma-separated, case-insensitive, `*` globs).
 #[derive(Debug, Clone, Default, clap::Args)]

@@ -17,7 +17,7 @@ use base64::Engine as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use zeroize::Zeroizing;
 
-use crate::simulate::Engine;
+use crate::pipeline::simulate::Engine;
 use decode::DecodeArgs;
 use demo::DemoArgs;
 use replay::ReplayArgs;

@@ -7,11 +7,11 @@ use std::process::ExitCode;
 
 use super::filters::FilterArgs;
 use super::parse_key;
-use crate::archive::{DirSink, S3Sink, Sink};
-use crate::batch::{Archiver, Batch};
-use crate::filter::Filter;
-use crate::keys::{DataKeySource, KeyCache, KmsKeySource, StaticKeySource};
+use crate::aws::archive::{DirSink, S3Sink, Sink};
+use crate::aws::batch::{Archiver, Batch};
+use crate::aws::keys::{DataKeySource, KeyCache, KmsKeySource, StaticKeySource};
 use crate::lambda::{response, KinesisBatchEvent};
+use crate::pipeline::filter::Filter;
 
 #[derive(Debug, clap::Args)]
 pub(super) struct ReplayArgs {

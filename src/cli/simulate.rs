@@ -14,10 +14,10 @@ use aws_sdk_kms::types::DataKeySpec;
 use zeroize::Zeroizing;
 
 use super::{parse_key, EngineArg};
-use crate::envelope::ResourceId;
-use crate::esdk::{RawAesKeyring, SuiteId};
-use crate::record::{self, EncodeOptions};
-use crate::simulate::{lambda_kinesis_event, Engine, Mix, Simulator};
+use crate::pipeline::envelope::ResourceId;
+use crate::pipeline::esdk::{RawAesKeyring, SuiteId};
+use crate::pipeline::record::{self, EncodeOptions};
+use crate::pipeline::simulate::{lambda_kinesis_event, Engine, Mix, Simulator};
 
 /// Kinesis PutRecords accepts at most 500 entries per call.
 const PUT_RECORDS_MAX: usize = 500;
@@ -124,8 +124,8 @@ pub(super) async fn simulate(args: &SimulateArgs) -> Result<ExitCode, String> {
     let mut esdk = engine.encrypt_options();
     if let Some(suite) = &args.suite {
         esdk = match suite.as_str() {
-            "0378" => crate::esdk::EncryptOptions::aurora_mysql(),
-            _ => crate::esdk::EncryptOptions::aurora_postgresql(),
+            "0378" => crate::pipeline::esdk::EncryptOptions::aurora_mysql(),
+            _ => crate::pipeline::esdk::EncryptOptions::aurora_postgresql(),
         };
         esdk.suite = SuiteId(u16::from_str_radix(suite, 16).map_err(|e| e.to_string())?);
     }
@@ -164,7 +164,7 @@ pub(super) async fn simulate(args: &SimulateArgs) -> Result<ExitCode, String> {
         };
         let mut data = record::encode_with(&sim.payload(&list), &key.0, &key.1, &options).map_err(|e| e.to_string())?;
         if args.corrupt_record == Some(i) {
-            let mut envelope = crate::envelope::Envelope::parse(&data).map_err(|e| e.to_string())?;
+            let mut envelope = crate::pipeline::envelope::Envelope::parse(&data).map_err(|e| e.to_string())?;
             if let Some(byte) = envelope.message.iter_mut().rev().nth(20) {
                 *byte ^= 0x40;
             }

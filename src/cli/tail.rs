@@ -15,12 +15,12 @@ use tokio::sync::mpsc;
 
 use super::filters::FilterArgs;
 use super::parse_key;
-use crate::batch::render_record;
-use crate::envelope::{Envelope, ResourceId};
-use crate::error::{Classify, FailureKind};
-use crate::filter::Filter;
-use crate::keys::{DataKeySource, KeyCache, KmsKeySource, StaticKeySource};
-use crate::record::DecodeOptions;
+use crate::aws::batch::render_record;
+use crate::aws::keys::{DataKeySource, KeyCache, KmsKeySource, StaticKeySource};
+use crate::pipeline::envelope::{Envelope, ResourceId};
+use crate::pipeline::error::{Classify, FailureKind};
+use crate::pipeline::filter::Filter;
+use crate::pipeline::record::DecodeOptions;
 
 #[derive(Debug, clap::Args)]
 pub(super) struct TailArgs {

@@ -4,7 +4,7 @@
 //! Lines are built by splicing the two fields into the event's original text rather than by
 //! re-serialising it, so field order, number formatting and unknown fields survive byte for byte.
 
-use crate::activity::{ActivityEvent, ActivityRecord};
+use crate::pipeline::activity::{ActivityEvent, ActivityRecord};
 
 /// Appends `event` as one NDJSON line (with `\n`) to `out`, adding the record's resource ids
 /// unless the event already carries fields of those names.
@@ -46,7 +46,7 @@ pub(crate) fn finish_line(event: &ActivityEvent<'_>, record: &ActivityRecord<'_>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::activity::ParseLimits;
+    use crate::pipeline::activity::ParseLimits;
 
     fn lines(json: &str) -> String {
         let record = ActivityRecord::parse(json.as_bytes(), ParseLimits::default()).unwrap();

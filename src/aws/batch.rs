@@ -15,15 +15,15 @@ use base64::Engine as _;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::activity::ActivityRecord;
-use crate::archive::{Layout, Object, Sink};
-use crate::envelope::{Envelope, ResourceId};
-use crate::error::{Classify, FailureKind};
-use crate::esdk::RawAesKeyring;
-use crate::filter::{Filter, Verdict};
-use crate::keys::{DataKeySource, KeyCache, KeyError};
-use crate::record::{self, DecodeOptions};
-use crate::utc::UtcDateTime;
+use crate::aws::archive::{Layout, Object, Sink};
+use crate::aws::keys::{DataKeySource, KeyCache, KeyError};
+use crate::pipeline::activity::ActivityRecord;
+use crate::pipeline::envelope::{Envelope, ResourceId};
+use crate::pipeline::error::{Classify, FailureKind};
+use crate::pipeline::esdk::RawAesKeyring;
+use crate::pipeline::filter::{Filter, Verdict};
+use crate::pipeline::record::{self, DecodeOptions};
+use crate::pipeline::utc::UtcDateTime;
 
 /// One Kinesis record as the batch sees it (from a Lambda event, or read by the CLI).
 #[derive(Debug, Clone, PartialEq)]
@@ -511,11 +511,11 @@ pub fn emf_line(metrics: &BatchMetrics, resource: &str, timestamp_millis: u64) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::archive::{Compression, MemorySink, SinkError};
-    use crate::filter::FilterSpec;
-    use crate::keys::{KeyCacheLimits, StaticKeySource};
-    use crate::record::EncodeOptions;
-    use crate::simulate::{Engine, Simulator};
+    use crate::aws::archive::{Compression, MemorySink, SinkError};
+    use crate::aws::keys::{KeyCacheLimits, StaticKeySource};
+    use crate::pipeline::filter::FilterSpec;
+    use crate::pipeline::record::EncodeOptions;
+    use crate::pipeline::simulate::{Engine, Simulator};
     use async_trait::async_trait;
     use zeroize::Zeroizing;
 
@@ -567,7 +567,7 @@ mod tests {
     fn input(data: Vec<u8>, i: usize, arrival: f64) -> InputRecord {
         InputRecord {
             data: Some(data),
-            sequence_number: crate::simulate::sequence_number(i as u64),
+            sequence_number: crate::pipeline::simulate::sequence_number(i as u64),
             shard_id: "shardId-000000000000".into(),
             partition_key: "pk".into(),
             arrival_seconds: arrival,
@@ -686,8 +686,8 @@ mod tests {
     #[tokio::test]
     async fn a_gzip_bomb_is_quarantined_not_inflated() {
         let keyring = RawAesKeyring::das(&KEY).unwrap();
-        let bomb = crate::gunzip::gzip(&vec![b' '; 4 << 20]);
-        let message = crate::esdk::encrypt(&bomb, &keyring, &Default::default()).unwrap();
+        let bomb = crate::pipeline::gunzip::gzip(&vec![b' '; 4 << 20]);
+        let message = crate::pipeline::esdk::encrypt(&bomb, &keyring, &Default::default()).unwrap();
         let data = Envelope {
             version: "1.1".into(),
             message,

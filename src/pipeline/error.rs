@@ -32,11 +32,11 @@ macro_rules! permanent {
 }
 
 permanent!(
-    crate::envelope::EnvelopeError,
-    crate::envelope::ResourceIdError,
-    crate::esdk::EsdkError,
-    crate::esdk::KeyringError,
-    crate::gunzip::GunzipError,
-    crate::activity::ActivityError,
-    crate::record::RecordError,
+    crate::pipeline::envelope::EnvelopeError,
+    crate::pipeline::envelope::ResourceIdError,
+    crate::pipeline::esdk::EsdkError,
+    crate::pipeline::esdk::KeyringError,
+    crate::pipeline::gunzip::GunzipError,
+    crate::pipeline::activity::ActivityError,
+    crate::pipeline::record::RecordError,
 );

@@ -55,8 +55,8 @@ use serde::Deserializer;
 use serde_json::value::RawValue;
 use wildmatch::WildMatch;
 
-use crate::activity::{ActivityEvent, ActivityRecord, StrSeed};
-use crate::ndjson;
+use crate::pipeline::activity::{ActivityEvent, ActivityRecord, StrSeed};
+use crate::pipeline::ndjson;
 
 /// The filter settings as the user gives them, each list already split (see [`FilterSpec::parse_list`]).
 ///
@@ -464,7 +464,7 @@ fn hex_digit(nibble: u8) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::activity::ParseLimits;
+    use crate::pipeline::activity::ParseLimits;
 
     const CLUSTER: &str = "cluster-4HNY5V4RRNPKKYB7ICFKE5JBQQ";
     const INSTANCE: &str = "db-FZJTMYKCXQBUUZ6VLU7NW3ITCM";

@@ -6,12 +6,12 @@
 
 use std::time::Duration;
 
-use crate::archive::{Compression, Layout};
-use crate::batch::BatchSettings;
-use crate::envelope::ResourceId;
-use crate::filter::{FilterError, FilterSpec};
-use crate::keys::KeyCacheLimits;
-use crate::record::DecodeOptions;
+use crate::aws::archive::{Compression, Layout};
+use crate::aws::batch::BatchSettings;
+use crate::aws::keys::KeyCacheLimits;
+use crate::pipeline::envelope::ResourceId;
+use crate::pipeline::filter::{FilterError, FilterSpec};
+use crate::pipeline::record::DecodeOptions;
 
 /// A setting that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -141,7 +141,7 @@ impl Settings {
             redact_fields: list("DAS_REDACT_FIELDS"),
         };
         // Compile once here so a bad pattern is reported with its variable at start-up.
-        crate::filter::Filter::new(&filter).map_err(|e| filter_error(&e, &lookup))?;
+        crate::pipeline::filter::Filter::new(&filter).map_err(|e| filter_error(&e, &lookup))?;
 
         Ok(Self {
             bucket,

@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::envelope::ResourceId;
-use crate::error::{Classify, FailureKind};
-use crate::utc::UtcDateTime;
+use crate::pipeline::envelope::ResourceId;
+use crate::pipeline::error::{Classify, FailureKind};
+use crate::pipeline::utc::UtcDateTime;
 
 /// How archive objects are compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -129,7 +129,7 @@ fn gzip_object(ndjson: &[u8]) -> Vec<u8> {
             body
         }
         // Cannot happen with a buffer of the bound's size; zlib is the safe answer if it ever does.
-        Err(_) => crate::gunzip::gzip(ndjson),
+        Err(_) => crate::pipeline::gunzip::gzip(ndjson),
     }
 }
 
@@ -197,7 +197,7 @@ pub struct S3Sink {
 /// How long one S3 `PutObject` attempt may take: an archive object is at most a few MB (a Lambda batch
 /// is at most 6 MB of records, compressed about 10:1 after decryption and gunzip).
 pub const S3_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
-/// How long one `PutObject` may take with the SDK's retries. With [`crate::keys::KMS_OPERATION_TIMEOUT`]
+/// How long one `PutObject` may take with the SDK's retries. With [`crate::aws::keys::KMS_OPERATION_TIMEOUT`]
 /// it stays inside the template's default function timeout (120 s), so a silent network becomes a
 /// retry from the right record instead of a timed-out invocation.
 pub const S3_OPERATION_TIMEOUT: Duration = Duration::from_secs(60);
@@ -346,7 +346,10 @@ mod tests {
     fn gzip_objects_decompress_to_the_lines() {
         let object = layout(Compression::Gzip).archive_object("k".into(), b"{\"a\":1}\n");
         assert_eq!(object.content_encoding, Some("gzip"));
-        assert_eq!(crate::gunzip::gunzip(&object.body, 100).unwrap(), b"{\"a\":1}\n");
+        assert_eq!(
+            crate::pipeline::gunzip::gunzip(&object.body, 100).unwrap(),
+            b"{\"a\":1}\n"
+        );
     }
 
     #[test]
@@ -357,7 +360,7 @@ mod tests {
         for body in [&b""[..], &lines[..]] {
             let object = layout(Compression::Gzip).archive_object("k".into(), body);
             assert!(object.body.len() < body.len() / 4 + 32);
-            assert_eq!(crate::gunzip::gunzip(&object.body, 64 << 20).unwrap(), body);
+            assert_eq!(crate::pipeline::gunzip::gunzip(&object.body, 64 << 20).unwrap(), body);
         }
     }
 

@@ -20,9 +20,9 @@ use tokio::sync::OnceCell;
 use tokio::time::Instant;
 use zeroize::Zeroizing;
 
-use crate::envelope::ResourceId;
-use crate::error::{Classify, FailureKind};
-use crate::esdk::RawAesKeyring;
+use crate::pipeline::envelope::ResourceId;
+use crate::pipeline::error::{Classify, FailureKind};
+use crate::pipeline::esdk::RawAesKeyring;
 
 /// Why a data key could not be obtained.
 #[derive(Debug, thiserror::Error)]

@@ -5,10 +5,10 @@
 //! reverse exactly as the DAS producer does, for tests, the simulator and benchmarks. Neither
 //! direction does I/O: the KMS call that turns `key_blob` into a wrapping key happens at the edge.
 
-use crate::activity::{ActivityError, ActivityRecord, ParseLimits};
-use crate::envelope::{Envelope, EnvelopeError};
-use crate::esdk::{self, DecryptOptions, EncryptOptions, EsdkError, KeyringError, RawAesKeyring, SuiteId};
-use crate::gunzip::{self, GunzipError, DEFAULT_MAX_DECOMPRESSED_LEN};
+use crate::pipeline::activity::{ActivityError, ActivityRecord, ParseLimits};
+use crate::pipeline::envelope::{Envelope, EnvelopeError};
+use crate::pipeline::esdk::{self, DecryptOptions, EncryptOptions, EsdkError, KeyringError, RawAesKeyring, SuiteId};
+use crate::pipeline::gunzip::{self, GunzipError, DEFAULT_MAX_DECOMPRESSED_LEN};
 
 /// Why a record could not be decoded; every variant is permanent.
 #[derive(Debug, thiserror::Error)]
@@ -136,7 +136,7 @@ pub fn encode_with(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::activity::payload_json;
+    use crate::pipeline::activity::payload_json;
     use serde_json::json;
 
     #[test]

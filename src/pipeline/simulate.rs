@@ -3,12 +3,12 @@
 //! writes, logins and DDL, plus heartbeats.
 //!
 //! Deterministic for a given seed, so tests and benchmarks are repeatable. This module only builds
-//! JSON values; encrypting them into records is [`crate::record::encode`]'s job.
+//! JSON values; encrypting them into records is [`crate::pipeline::record::encode`]'s job.
 
 use serde_json::{json, Value};
 
-use crate::esdk::EncryptOptions;
-use crate::utc::UtcDateTime;
+use crate::pipeline::esdk::EncryptOptions;
+use crate::pipeline::utc::UtcDateTime;
 
 /// A DAS source engine; it decides field shapes, record version and ESDK suite.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -238,7 +238,7 @@ impl Simulator {
 
     /// The decrypted payload JSON holding `events`.
     pub fn payload(&self, events: &[Value]) -> Vec<u8> {
-        crate::activity::payload_json(&self.cluster_id, &self.instance_id, events)
+        crate::pipeline::activity::payload_json(&self.cluster_id, &self.instance_id, events)
     }
 
     fn log_time(&self) -> String {
