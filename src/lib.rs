@@ -20,6 +20,7 @@
 //! - [`ndjson`]: one self-contained output line per event.
 //! - [`record`]: one record end to end, both ways (decode for archiving, encode for tests and load).
 //! - [`error`]: whether a failure is permanent (quarantine) or transient (retry).
+//! - [`json_error`]: JSON errors reduced to category, line and column, never quoting the input.
 //! - [`utc`]: calendar arithmetic for partition names, without clocks or time zones.
 //! - [`simulate`]: realistic events per engine, for tests, demos and load.
 //!
@@ -49,7 +50,7 @@ pub mod logging;
 
 // The short paths (`das_archiver::esdk`, `das_archiver::batch`, …) that tests, benches, fuzz targets
 // and users already name.
-pub use pipeline::{activity, envelope, error, esdk, filter, gunzip, ndjson, record, simulate, utc};
+pub use pipeline::{activity, envelope, error, esdk, filter, gunzip, json_error, ndjson, record, simulate, utc};
 
 #[cfg(feature = "aws")]
 pub use aws::{archive, batch, config, keys};

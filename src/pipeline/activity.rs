@@ -13,6 +13,8 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
+use crate::pipeline::json_error::JsonErrorSummary;
+
 /// The `type` of the decrypted payload.
 pub const PAYLOAD_TYPE: &str = "DatabaseActivityMonitoringRecord";
 /// The `type` of a heartbeat event.
@@ -24,7 +26,7 @@ pub const HEARTBEAT: &str = "heartbeat";
 pub enum ActivityError {
     /// The JSON is malformed or lacks `databaseActivityEventList`.
     #[error("activity payload: {0}")]
-    Json(#[source] serde_json::Error),
+    Json(JsonErrorSummary),
 }
 
 /// Limits on what one payload may contain.
@@ -59,8 +61,8 @@ impl<'a> ActivityRecord<'a> {
         let mut de = serde_json::Deserializer::from_slice(json);
         let record = PayloadSeed { limits }
             .deserialize(&mut de)
-            .map_err(ActivityError::Json)?;
-        de.end().map_err(ActivityError::Json)?;
+            .map_err(|e| ActivityError::Json(JsonErrorSummary::of(&e)))?;
+        de.end().map_err(|e| ActivityError::Json(JsonErrorSummary::of(&e)))?;
         Ok(record)
     }
 }
@@ -141,7 +143,8 @@ impl<'de> Visitor<'de> for EventsSeed {
                 )));
             }
             let fields = EventFields::deserialize(raw)
-                .map_err(|e| de::Error::custom(format_args!("event {} is not a JSON object: {e}", events.len())))?;
+                // The inner error is not quoted: it can hold the event's text (see `json_error`).
+                .map_err(|_| de::Error::custom(format_args!("event {} is not a JSON object", events.len())))?;
             events.push(ActivityEvent { raw, fields });
         }
         Ok(events)

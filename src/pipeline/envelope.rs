@@ -13,6 +13,8 @@ use std::sync::Once;
 use base64::Engine as _;
 use serde::Deserialize;
 
+use crate::pipeline::json_error::JsonErrorSummary;
+
 /// The `type` of every DAS Kinesis record.
 pub const RECORD_TYPE: &str = "DatabaseActivityMonitoringRecords";
 /// Record versions documented by AWS; others are accepted and logged once.
@@ -26,7 +28,7 @@ pub const STREAM_PREFIX: &str = "aws-rds-das-";
 pub enum EnvelopeError {
     /// The data is not a JSON object with the two string fields.
     #[error("DAS record: the Kinesis data is not a DAS record JSON object ({0}); expected {{\"type\",\"version\",\"databaseActivityEvents\",\"key\"}}")]
-    Json(#[source] serde_json::Error),
+    Json(JsonErrorSummary),
     /// The `type` field names another kind of record.
     #[error(
         "DAS record: type is {0:?}, expected \"DatabaseActivityMonitoringRecords\"; is this stream an activity stream?"
@@ -82,7 +84,8 @@ impl fmt::Debug for Envelope {
 impl Envelope {
     /// Parses the Kinesis record data. Unknown fields are ignored; unknown versions are accepted.
     pub fn parse(data: &[u8]) -> Result<Self, EnvelopeError> {
-        let wire: WireEnvelope<'_> = serde_json::from_slice(data).map_err(EnvelopeError::Json)?;
+        let wire: WireEnvelope<'_> =
+            serde_json::from_slice(data).map_err(|e| EnvelopeError::Json(JsonErrorSummary::of(&e)))?;
         if let Some(t) = wire.record_type.as_deref() {
             if t != RECORD_TYPE {
                 return Err(EnvelopeError::WrongType(t.chars().take(100).collect()));

@@ -11,6 +11,7 @@ pub mod error;
 pub mod esdk;
 pub mod filter;
 pub mod gunzip;
+pub mod json_error;
 pub mod ndjson;
 pub mod record;
 pub mod simulate;
