@@ -6,6 +6,7 @@
 mod decode;
 mod demo;
 mod filters;
+mod redrive;
 mod replay;
 mod simulate;
 mod stream;
@@ -20,6 +21,7 @@ use zeroize::Zeroizing;
 use crate::pipeline::simulate::Engine;
 use decode::DecodeArgs;
 use demo::DemoArgs;
+use redrive::RedriveArgs;
 use replay::ReplayArgs;
 use simulate::SimulateArgs;
 use stream::StreamArgs;
@@ -50,6 +52,9 @@ enum Command {
     /// Run the Lambda's batch handler on a saved Lambda Kinesis event, writing to S3 or a directory,
     /// and print the batch response.
     Replay(ReplayArgs),
+    /// Run quarantined records (and the event-source mapping's failed batches in S3) through the
+    /// pipeline again with the current settings; delete what is now archived. Prints a JSON summary.
+    Redrive(RedriveArgs),
     /// Start, stop or show an RDS database activity stream (what the console does).
     Stream(StreamArgs),
 }
@@ -81,6 +86,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Simulate(args) => block_on(simulate::simulate(&args)),
         Command::Tail(args) => block_on(tail::tail(&args)),
         Command::Replay(args) => block_on(replay::replay(&args)),
+        Command::Redrive(args) => block_on(redrive::redrive(&args)),
         Command::Stream(args) => block_on(stream::stream(&args)),
     };
     match result {
