@@ -1,6 +1,11 @@
 //! `das stream start|stop|status`: the RDS API calls the console makes to manage an activity stream
 //! (StartActivityStream, StopActivityStream, DescribeDBClusters / DescribeDBInstances), with `--wait`
 //! polling until the stream has started or stopped.
+//!
+//! Stopping an activity stream deletes its Kinesis stream, and with it every record the archiver has
+//! not read yet. So `stop` first asks CloudWatch how far behind the archiver is on that stream (its
+//! own per-stream metrics: when it last read a batch, and how old the oldest record of that batch
+//! was) and refuses unless the archiver is caught up, or `--force` says the loss is accepted.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -30,6 +35,9 @@ pub(super) struct StreamArgs {
     /// Give up waiting after this many seconds.
     #[arg(long, default_value_t = 1800)]
     wait_timeout: u64,
+    /// `stop` even when the archiver has not caught up with the stream (its unread records are lost).
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -188,6 +196,9 @@ pub(super) async fn stream(args: &StreamArgs) -> Result<ExitCode, String> {
             "started"
         }
         Action::Stop => {
+            if !args.force {
+                check_backlog(&sdk, &status(&client, &args.cluster).await?).await?;
+            }
             client
                 .stop_activity_stream()
                 .resource_arn(&args.cluster)
@@ -232,10 +243,164 @@ pub(super) async fn stream(args: &StreamArgs) -> Result<ExitCode, String> {
     }
 }
 
+/// How long ago the archiver may last have read a batch for the stream to count as followed: DAS
+/// sends heartbeats every few seconds while a stream is active, so a followed stream is read every
+/// few seconds too (metrics reach CloudWatch within a minute or two).
+const READ_RECENTLY_SECONDS: i64 = 300;
+/// How old the oldest record of the archiver's latest batch may be for the archiver to be caught up.
+const CAUGHT_UP_SECONDS: f64 = 60.0;
+
+/// What CloudWatch says of the archiver's progress on one stream.
+#[derive(Debug, Clone, PartialEq)]
+struct Backlog {
+    resource_id: String,
+    /// Seconds since the latest minute in which the archiver read records of this stream.
+    last_read_ago: Option<i64>,
+    /// The largest `OldestRecordAgeSeconds` of that minute.
+    oldest_record_age: Option<f64>,
+}
+
+impl Backlog {
+    /// From the `RecordsIn` and `OldestRecordAgeSeconds` datapoints (epoch seconds, value) at `now`.
+    fn judge(resource_id: &str, records_in: &[(i64, f64)], oldest: &[(i64, f64)], now: i64) -> Self {
+        let latest = records_in.iter().filter(|(_, v)| *v > 0.0).map(|(t, _)| *t).max();
+        Self {
+            resource_id: resource_id.to_owned(),
+            last_read_ago: latest.map(|t| now - t),
+            oldest_record_age: latest.and_then(|t| oldest.iter().find(|(at, _)| *at == t).map(|(_, v)| *v)),
+        }
+    }
+
+    fn is_zero(&self) -> bool {
+        matches!((self.last_read_ago, self.oldest_record_age),
+            (Some(ago), Some(age)) if ago <= READ_RECENTLY_SECONDS && age <= CAUGHT_UP_SECONDS)
+    }
+
+    fn describe(&self) -> String {
+        match (self.last_read_ago, self.oldest_record_age) {
+            (Some(ago), Some(age)) => format!(
+                "the archiver last read {} about {ago} s ago; the oldest record of that batch was {age:.0} s old",
+                self.resource_id
+            ),
+            (Some(ago), None) => format!(
+                "the archiver last read {} about {ago} s ago (no record age reported)",
+                self.resource_id
+            ),
+            _ => format!(
+                "the archiver has not read {} in the last {} minutes (no DasArchiver RecordsIn metric)",
+                self.resource_id,
+                METRIC_WINDOW_SECONDS / 60
+            ),
+        }
+    }
+}
+
+/// How far back the metrics are read.
+const METRIC_WINDOW_SECONDS: i64 = 900;
+
+/// Refuses (an error naming the backlog) unless the archiver has caught up with the stream.
+async fn check_backlog(sdk: &aws_config::SdkConfig, status: &Status) -> Result<(), String> {
+    let stream = status
+        .stream_name
+        .as_deref()
+        .ok_or("the database has no activity stream to stop")?;
+    let resource = crate::pipeline::envelope::ResourceId::from_stream(stream).map_err(|e| e.to_string())?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(sdk);
+    let records_in = metric(&cloudwatch, "RecordsIn", "Sum", resource.as_str(), now).await?;
+    let oldest = metric(&cloudwatch, "OldestRecordAgeSeconds", "Maximum", resource.as_str(), now).await?;
+    let backlog = Backlog::judge(resource.as_str(), &records_in, &oldest, now);
+    eprintln!("das stream stop: {}", backlog.describe());
+    if backlog.is_zero() {
+        return Ok(());
+    }
+    Err(format!(
+        "refusing to stop the activity stream: stopping deletes Kinesis stream {stream}, and the archiver has \
+         not caught up with it ({}). Wait until it has, or pass --force to stop anyway and lose what it has \
+         not read",
+        backlog.describe()
+    ))
+}
+
+/// One-minute datapoints (epoch seconds, value) of a `DasArchiver` metric for one resource id.
+async fn metric(
+    client: &aws_sdk_cloudwatch::Client,
+    name: &str,
+    stat: &str,
+    resource: &str,
+    now: i64,
+) -> Result<Vec<(i64, f64)>, String> {
+    use aws_sdk_cloudwatch::primitives::DateTime;
+    use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
+    let query = MetricDataQuery::builder()
+        .id("m")
+        .metric_stat(
+            MetricStat::builder()
+                .metric(
+                    Metric::builder()
+                        .namespace("DasArchiver")
+                        .metric_name(name)
+                        .dimensions(Dimension::builder().name("ResourceId").value(resource).build())
+                        .build(),
+                )
+                .period(60)
+                .stat(stat)
+                .build(),
+        )
+        .build();
+    let out = client
+        .get_metric_data()
+        .metric_data_queries(query)
+        .start_time(DateTime::from_secs(now - METRIC_WINDOW_SECONDS))
+        .end_time(DateTime::from_secs(now + 60))
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot read the archiver's {name} metric from CloudWatch (needs cloudwatch:GetMetricData; \
+                 --force skips the check): {}",
+                aws_sdk_cloudwatch::error::DisplayErrorContext(&e)
+            )
+        })?;
+    let mut points = Vec::new();
+    for result in out.metric_data_results() {
+        for (t, v) in result.timestamps().iter().zip(result.values()) {
+            points.push((t.secs(), *v));
+        }
+    }
+    Ok(points)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::Parser;
+
+    #[test]
+    fn a_stream_read_a_minute_ago_with_fresh_records_has_no_backlog() {
+        let now = 10_000;
+        let b = Backlog::judge(
+            "cluster-A",
+            &[(now - 600, 5.0), (now - 60, 3.0)],
+            &[(now - 60, 2.0)],
+            now,
+        );
+        assert_eq!((b.last_read_ago, b.oldest_record_age), (Some(60), Some(2.0)));
+        assert!(b.is_zero(), "{}", b.describe());
+    }
+
+    #[test]
+    fn a_lagging_or_unread_stream_is_a_backlog() {
+        let now = 10_000;
+        let lagging = Backlog::judge("cluster-A", &[(now - 60, 3.0)], &[(now - 60, 3_600.0)], now);
+        assert!(!lagging.is_zero() && lagging.describe().contains("3600 s old"));
+        let silent = Backlog::judge("cluster-A", &[(now - 600, 3.0)], &[(now - 600, 1.0)], now);
+        assert!(!silent.is_zero());
+        let never = Backlog::judge("cluster-A", &[], &[], now);
+        assert!(!never.is_zero() && never.describe().contains("has not read cluster-A"));
+    }
 
     #[derive(Parser)]
     struct Wrapper {
