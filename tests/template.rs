@@ -1,5 +1,7 @@
-//! `template.yaml` lints clean with cfn-lint and grants least privilege (checked by
-//! `tests/template_check.py` on the parsed template).
+//! `template.yaml` and `source-account.yaml` lint clean with cfn-lint, and what they deploy is checked by
+//! `tests/template_check.py`: the templates after the AWS::LanguageExtensions (Fn::ForEach) and SAM
+//! transforms, resolved with concrete parameters (three ids, one id, a created key, a stream in another
+//! account), one check group per test.
 
 #![allow(clippy::expect_used)]
 
@@ -25,16 +27,48 @@ fn run(program: &Path, args: &[&str]) -> (bool, String) {
     )
 }
 
+fn cfn_lint(template: &str) {
+    let cfn_lint = common::oracle_python().with_file_name("cfn-lint");
+    let (ok, output) = run(&cfn_lint, &[template]);
+    assert!(ok && output.trim().is_empty(), "cfn-lint {template}:\n{output}");
+}
+
+fn template_check(group: &str) {
+    let (ok, output) = run(&common::oracle_python(), &["tests/template_check.py", group]);
+    assert!(ok, "{output}");
+}
+
 #[test]
 fn the_template_passes_cfn_lint_with_no_errors_or_warnings() {
-    let python = common::oracle_python();
-    let cfn_lint = python.with_file_name("cfn-lint");
-    let (ok, output) = run(&cfn_lint, &["template.yaml"]);
-    assert!(ok && output.trim().is_empty(), "cfn-lint template.yaml:\n{output}");
+    cfn_lint("template.yaml");
+}
+
+#[test]
+fn the_source_account_template_passes_cfn_lint_with_no_errors_or_warnings() {
+    cfn_lint("source-account.yaml");
 }
 
 #[test]
 fn the_template_grants_least_privilege() {
-    let (ok, output) = run(&common::oracle_python(), &["tests/template_check.py", "template.yaml"]);
-    assert!(ok, "{output}");
+    template_check("least-privilege");
+}
+
+#[test]
+fn every_stream_gets_its_own_mapping_and_read_policy_feeding_one_function() {
+    template_check("streams");
+}
+
+#[test]
+fn trigger_defaults_are_finite_and_parameters_refuse_what_aws_would_refuse() {
+    template_check("defaults-and-rules");
+}
+
+#[test]
+fn every_stream_has_quarantine_give_up_retry_age_and_silence_alarms() {
+    template_check("alarms");
+}
+
+#[test]
+fn the_source_account_shares_only_its_streams_and_key_with_the_central_role() {
+    template_check("source-account");
 }

@@ -1,22 +1,43 @@
 #!/usr/bin/env python3
-"""Checks template.yaml's permissions: least privilege, as the README promises.
+"""Checks what template.yaml and source-account.yaml deploy: least privilege, one mapping and one set of alarms
+per stream, finite trigger defaults, parameters that refuse what AWS would refuse.
 
-Parses the template with cfn-lint's CloudFormation YAML loader (it understands !Ref, !Sub, ...), then
-also runs the SAM transform (the one CloudFormation applies at deploy time) and checks what it produces:
-SAM attaches managed policies of its own to roles it generates (AWSLambdaKinesisExecutionRole reads every
-stream), which only shows after the transform. Exits non-zero naming every violated rule. Run by
-tests/template.rs in `make test`.
+The template is read as CloudFormation reads it: cfn-lint's YAML loader (it understands !Ref, !Sub, ...), then
+the AWS::LanguageExtensions transform with cfn-lint's own implementation (it expands Fn::ForEach; the
+collections come from the parameters given here), then the SAM transform (the one CloudFormation applies next:
+SAM attaches managed policies of its own to roles it generates, which only shows after it). What is left is
+resolved with concrete parameter values: conditions evaluated, resources whose condition is false dropped,
+Fn::If / Fn::Sub / Fn::Join / Fn::Split / Fn::Select computed, so every check reads the exact policy, mapping
+and alarm that CloudFormation would create. Nothing here calls AWS.
+
+Usage: template_check.py GROUP [template.yaml] [source-account.yaml]; GROUP is one of the keys of GROUPS.
+Exits non-zero naming every violated rule. Run by tests/template.rs in `make test`.
 """
 
 import copy
+import logging
 import json
 import os
+import re
 import sys
 
 from cfnlint.decode import decode
+from cfnlint.template import Template
+from cfnlint.template.transforms._language_extensions import language_extension
 from samtranslator.translator.transform import transform
 
 errors = []
+logging.getLogger("samtranslator").setLevel(logging.ERROR)
+
+KEY = "arn:aws:kms:us-east-1:123456789012:key/1111aaaa-22bb-33cc-44dd-555555eeeeee"
+OTHER_KEY = "arn:aws:kms:us-east-1:111122223333:key/6666ffff-77aa-88bb-99cc-000000111111"
+PSEUDO = {"AWS::Partition": "aws", "AWS::Region": "us-east-1", "AWS::AccountId": "123456789012",
+          "AWS::StackName": "mystack", "AWS::URLSuffix": "amazonaws.com"}
+NO_VALUE = object()
+STREAM = "arn:aws:kinesis:us-east-1:123456789012:stream/aws-rds-das-"
+BUCKET = "<Ref:ArchiveBucket>"
+READ_ACTIONS = {"kinesis:DescribeStream", "kinesis:DescribeStreamSummary", "kinesis:GetRecords",
+                "kinesis:GetShardIterator", "kinesis:ListShards"}
 
 
 def check(condition, message):
@@ -24,39 +45,50 @@ def check(condition, message):
         errors.append(message)
 
 
-def statements(policy):
-    found = policy.get("Statement", [])
-    found = found if isinstance(found, list) else [found]
-    # A conditional statement (!If) holds its statement in the first branch.
-    return [s["Fn::If"][1] if isinstance(s, dict) and "Fn::If" in s else s for s in found]
+def listed(value):
+    return value if isinstance(value, list) else [value]
 
 
 def flat(value):
     return json.dumps(value, default=str)
 
 
-def listed(value):
-    return value if isinstance(value, list) else [value]
+# ---- reading the template as CloudFormation does -------------------------------------------------------------
+
+def load(path):
+    template, matches = decode(path)
+    check(template is not None and not matches, f"{path} does not parse: {matches}")
+    return template
 
 
-def role_statements(resources):
-    """Every statement of every inline policy of every IAM role or policy resource."""
-    found = []
-    for name, resource in resources.items():
-        props = resource.get("Properties", {})
-        if resource.get("Type") == "AWS::IAM::Role":
-            for policy in props.get("Policies", []):
-                found += [(name, s) for s in statements(policy["PolicyDocument"])]
-        elif resource.get("Type") in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
-            found += [(name, s) for s in statements(props["PolicyDocument"])]
-    return found
+def parameter_values(template, given):
+    """Every parameter's value: the given one, else its default; a CommaDelimitedList is split as CloudFormation
+    splits it ("" gives [""])."""
+    values = {}
+    for name, spec in template.get("Parameters", {}).items():
+        value = given.get(name, spec.get("Default"))
+        if value is None:
+            continue
+        value = str(value)
+        values[name] = value.split(",") if spec.get("Type") == "CommaDelimitedList" else value
+    return values
 
 
-def check_allows(where, allows):
-    for name, s in allows:
-        actions = listed(s.get("Action", []))
-        check(all("*" not in a for a in actions), f"{where}: {name} statement {s.get('Sid')} allows a wildcard action: {actions}")
-        check("NotAction" not in s, f"{where}: {name} statement {s.get('Sid')} uses NotAction")
+def expand_language_extensions(path, template, params):
+    """Fn::ForEach expanded by cfn-lint's AWS::LanguageExtensions code, with the collections' parameters given
+    (cfn-lint reads a collection's Ref from the parameter's default, so the values are set as defaults)."""
+    template = json.loads(flat(template))  # plain dicts: cfn-lint's YAML nodes are slow to copy
+    for name, value in params.items():
+        if name in template.get("Parameters", {}):
+            template["Parameters"][name]["Default"] = ",".join(value) if isinstance(value, list) else value
+    matches, expanded = language_extension(Template(path, template, ["us-east-1"]))
+    check(not matches and expanded is not None, f"{path}: Fn::ForEach does not expand: {matches}")
+    expanded = json.loads(flat(expanded))
+    transforms = listed(expanded.get("Transform", []))
+    expanded["Transform"] = [t for t in transforms if t != "AWS::LanguageExtensions"] or None
+    if expanded["Transform"] is None:
+        del expanded["Transform"]
+    return expanded
 
 
 class NoManagedPolicies:
@@ -66,93 +98,451 @@ class NoManagedPolicies:
         return {}
 
 
-def sam_transform(template):
-    template = copy.deepcopy(json.loads(flat(template)))
+def sam_transform(template, params):
+    template = copy.deepcopy(template)
     # The transform wants an S3 location for a local CodeUri; `sam build` rewrites it the same way.
     template["Resources"]["ArchiverFunction"]["Properties"]["CodeUri"] = "s3://bucket/archiver.zip"
-    parameters = {"ResourceId": "cluster-ABCDEFGHIJ", "DasKmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/k"}
+    flat_params = {k: ",".join(v) if isinstance(v, list) else v for k, v in params.items()}
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")  # the transform's AWS::Region; nothing is called
-    return transform(template, parameters, NoManagedPolicies())
+    return transform(template, flat_params, NoManagedPolicies())
 
 
-def main(path):
-    template, matches = decode(path)
-    check(template is not None and not matches, f"template does not parse: {matches}")
-    resources = template["Resources"]
+class Resolver:
+    """Computes intrinsic functions with concrete parameters; resources stay symbolic (<Ref:X>, <GetAtt:X.Y>)."""
 
-    function = resources["ArchiverFunction"]
-    fn = function["Properties"]
-    check(fn["Runtime"] == "provided.al2023", "function runtime is provided.al2023")
-    check(function["Metadata"]["BuildMethod"] == "rust-cargolambda", "BuildMethod rust-cargolambda")
-    check("Policies" not in fn and flat(fn.get("Role")) == flat({"Fn::GetAtt": ["ArchiverRole", "Arn"]}),
-          "the function uses the template's own ArchiverRole, so SAM adds no managed policies")
-    role = resources.get("ArchiverRole", {}).get("Properties", {})
-    check("ManagedPolicyArns" not in role, "ArchiverRole has no managed policies")
-    trust = statements(role.get("AssumeRolePolicyDocument", {}))
-    check(len(trust) == 1 and flat(trust[0].get("Principal")) == flat({"Service": "lambda.amazonaws.com"}),
-          "only Lambda can assume ArchiverRole")
+    def __init__(self, template, params):
+        self.params = params
+        self.conditions = template.get("Conditions", {})
+        self.cache = {}
 
-    policies = [s for _, s in role_statements({"ArchiverRole": resources.get("ArchiverRole", {})})]
-    # Allow statements: no wildcard action anywhere, in the role's policies or the key policy.
-    allows = [("ArchiverRole", s) for s in policies if s.get("Effect") == "Allow"]
-    allows += [("DasKmsKey", s) for s in statements(resources["DasKmsKey"]["Properties"]["KeyPolicy"])
-               if s.get("Effect") == "Allow"]
-    check_allows("template", allows)
+    def condition(self, name):
+        if name not in self.cache:
+            self.cache[name] = bool(self.value(self.conditions[name]))
+        return self.cache[name]
 
-    def by_sid(sid):
-        return next((s for s in policies if s.get("Sid") == sid), None)
+    def ref(self, name):
+        if name in PSEUDO:
+            return PSEUDO[name]
+        if name == "AWS::NoValue":
+            return NO_VALUE
+        return self.params.get(name, f"<Ref:{name}>")
 
-    kms = by_sid("DecryptDasDataKeysOfThisDatabaseOnly")
-    check(kms is not None and kms["Action"] == "kms:Decrypt", "KMS statement allows exactly kms:Decrypt")
-    if kms:
-        condition = flat(kms.get("Condition"))
-        check("kms:EncryptionContext:aws:rds:dbc-id" in condition and "kms:EncryptionContext:aws:rds:db-id" in condition,
-              "KMS Decrypt is conditioned on the DAS encryption context (cluster and instance forms)")
-        check('"Ref": "ResourceId"' in condition, "the encryption-context condition is the stack's ResourceId")
-        check("*" not in flat(kms["Resource"]), "KMS Decrypt is scoped to the key, not *")
-    s3 = by_sid("WriteTheArchiveUnderItsPrefixOnly")
-    check(s3 is not None and s3["Action"] == "s3:PutObject", "S3 statement allows exactly s3:PutObject")
-    if s3:
-        check("${ArchivePrefix}*" in flat(s3["Resource"]), "S3 PutObject is scoped to the archive prefix")
-    kinesis = by_sid("ReadTheActivityStream")
-    check(kinesis is not None and "aws-rds-das-${ResourceId}" in flat(kinesis["Resource"]), "Kinesis read is scoped to the DAS stream")
-    sqs = by_sid("SendExhaustedBatchesToTheFailureQueue")
-    check(sqs is not None and sqs["Action"] == "sqs:SendMessage", "SQS statement allows exactly sqs:SendMessage")
-    for s in policies:
-        check('"*"' not in flat(s.get("Resource")), f"statement {s.get('Sid')} has a * resource")
+    def sub(self, text, variables):
+        def one(match):
+            name = match.group(1)
+            if name.startswith("!"):
+                return "${" + name[1:] + "}"
+            if name in variables:
+                return str(variables[name])
+            if "." in name:
+                return f"<GetAtt:{name}>"
+            value = self.ref(name)
+            return ",".join(value) if isinstance(value, list) else str(value)
+        return re.sub(r"\$\{([^}]+)\}", one, text)
 
-    trigger = fn["Events"]["ActivityStream"]["Properties"]
-    check(trigger["FunctionResponseTypes"] == ["ReportBatchItemFailures"], "trigger reports batch item failures")
-    check("OnFailure" in trigger.get("DestinationConfig", {}), "trigger has an on-failure destination")
+    def function(self, name, arg):
+        if name == "Ref":
+            return self.ref(arg)
+        if name == "Fn::GetAtt":
+            return "<GetAtt:" + ".".join(listed(arg) if isinstance(arg, list) else arg.split(".", 1)) + ">"
+        if name == "Fn::If":
+            return self.value(arg[1] if self.condition(arg[0]) else arg[2])
+        if name == "Condition":
+            return self.condition(arg)
+        if name == "Fn::Equals":
+            a, b = (self.value(v) for v in arg)
+            return str(a) == str(b)
+        if name == "Fn::Not":
+            return not self.value(arg[0])
+        if name == "Fn::Or":
+            return any(self.value(v) for v in arg)
+        if name == "Fn::And":
+            return all(self.value(v) for v in arg)
+        if name == "Fn::Join":
+            return arg[0].join(str(v) for v in listed(self.value(arg[1])))
+        if name == "Fn::Split":
+            return str(self.value(arg[1])).split(arg[0])
+        if name == "Fn::Select":
+            return listed(self.value(arg[1]))[int(self.value(arg[0]))]
+        if name == "Fn::Sub":
+            if isinstance(arg, str):
+                return self.sub(arg, {})
+            return self.sub(arg[0], {k: self.value(v) for k, v in arg[1].items()})
+        raise ValueError(f"the check does not know {name}")
 
-    bucket = resources["ArchiveBucket"]["Properties"]
-    check(all(bucket["PublicAccessBlockConfiguration"].values()), "bucket blocks public access")
-    check(bucket["VersioningConfiguration"]["Status"] == "Enabled", "bucket versioning enabled")
-    deny = statements(resources["ArchiveBucketPolicy"]["Properties"]["PolicyDocument"])[0]
-    check(deny["Effect"] == "Deny" and "aws:SecureTransport" in flat(deny["Condition"]), "bucket policy denies non-TLS")
+    def value(self, node):
+        if isinstance(node, dict):
+            if len(node) == 1:
+                (key, arg), = node.items()
+                if key == "Ref" or key.startswith("Fn::") or key == "Condition":
+                    return self.function(key, arg)
+            out = {k: self.value(v) for k, v in node.items()}
+            return {k: v for k, v in out.items() if v is not NO_VALUE}
+        if isinstance(node, list):
+            return [v for v in (self.value(v) for v in node) if v is not NO_VALUE]
+        return node
 
-    # What CloudFormation deploys: the SAM transform's output.
-    deployed = sam_transform(template)["Resources"]
-    for name, resource in deployed.items():
-        if resource.get("Type") == "AWS::IAM::Role":
-            check(not resource["Properties"].get("ManagedPolicyArns"),
-                  f"after the SAM transform, role {name} has managed policies: {resource['Properties'].get('ManagedPolicyArns')}")
-    deployed_allows = [(n, s) for n, s in role_statements(deployed) if s.get("Effect") == "Allow"]
-    check_allows("after the SAM transform", deployed_allows)
-    for name, s in deployed_allows:
-        check('"*"' not in flat(s.get("Resource")), f"after the SAM transform, {name} statement {s.get('Sid')} has a * resource")
-    roles = [n for n, r in deployed.items() if r.get("Type") == "AWS::IAM::Role"]
-    check(roles == ["ArchiverRole"], f"the deployed stack has exactly one role, ArchiverRole: {roles}")
-    mappings = [r for r in deployed.values() if r.get("Type") == "AWS::Lambda::EventSourceMapping"]
-    check(len(mappings) == 1 and mappings[0]["Properties"].get("FunctionResponseTypes") == ["ReportBatchItemFailures"],
-          "the deployed event-source mapping reports batch item failures")
 
+_deployed = {}
+
+
+def deployed(path, given):
+    """The resources CloudFormation would create for these parameters, fully resolved (a fresh copy each call)."""
+    key = (path, json.dumps(given, sort_keys=True))
+    if key not in _deployed:
+        _deployed[key] = resolve_deployed(path, given)
+    return copy.deepcopy(_deployed[key])
+
+
+def resolve_deployed(path, given):
+    template = load(path)
+    params = parameter_values(template, given)
+    expanded = expand_language_extensions(path, template, params)
+    if "AWS::Serverless-2016-10-31" in listed(expanded.get("Transform", [])):
+        expanded = sam_transform(expanded, params)
+    resolver = Resolver(expanded, params)
+    return {name: resolver.value({k: v for k, v in r.items() if k != "Condition"})
+            for name, r in expanded["Resources"].items()
+            if "Condition" not in r or resolver.condition(r["Condition"])}
+
+
+def of_type(resources, kind):
+    return {n: r for n, r in resources.items() if r["Type"] == kind}
+
+
+def statements(policy):
+    return listed(policy.get("Statement", []))
+
+
+def role_allows(resources):
+    """(resource name, statement) of every Allow in every inline policy of the stack's roles."""
+    found = []
+    for name, r in resources.items():
+        props = r.get("Properties", {})
+        if r["Type"] == "AWS::IAM::Role":
+            found += [(name, s) for p in props.get("Policies", []) for s in statements(p["PolicyDocument"])]
+        elif r["Type"] in ("AWS::IAM::Policy", "AWS::IAM::RolePolicy", "AWS::IAM::ManagedPolicy"):
+            found += [(name, s) for s in statements(props["PolicyDocument"])]
+    return [(n, s) for n, s in found if s.get("Effect") == "Allow"]
+
+
+def check_no_wildcards(where, allows):
+    for name, s in allows:
+        actions = listed(s.get("Action", []))
+        check(all("*" not in a for a in actions), f"{where}: {name} {s.get('Sid')} allows a wildcard action: {actions}")
+        check("NotAction" not in s and "NotResource" not in s, f"{where}: {name} {s.get('Sid')} uses NotAction/NotResource")
+        for resource in listed(s.get("Resource", [])):
+            check(resource != "*" and not resource.endswith(":*") and "*" not in resource.split("/", 1)[0],
+                  f"{where}: {name} {s.get('Sid')} has a wildcard resource: {resource}")
+
+
+# ---- the scenarios --------------------------------------------------------------------------------------------
+
+THREE = {"ResourceIds": "cluster-AAAAAAAAAA,cluster-BBBBBBBBBB,db-CCCCCCCCCC", "DasKmsKeyArn": KEY}
+ONE = {"ResourceIds": "cluster-AAAAAAAAAA", "DasKmsKeyArn": KEY}
+EXTERNAL_ARN = "arn:aws:kinesis:us-east-1:111122223333:stream/aws-rds-das-cluster-XXXXXXXXXX"
+CROSS_ACCOUNT = {"ResourceIds": "cluster-AAAAAAAAAA,cluster-XXXXXXXXXX", "ExternalStreamArns": EXTERNAL_ARN,
+                 "DasKmsKeyArn": f"{KEY},{OTHER_KEY}"}
+
+
+def mappings(resources):
+    return sorted(r["Properties"]["EventSourceArn"] for r in of_type(resources, "AWS::Lambda::EventSourceMapping").values())
+
+
+def as_evaluated(resource):
+    """A resource ARN as IAM reads it for a call in the stack's region by the stack's role: the policy variables
+    the template uses filled in; any other variable is left (and fails the comparisons)."""
+    return (resource.replace("${aws:RequestedRegion}", PSEUDO["AWS::Region"])
+            .replace("${aws:PrincipalAccount}", PSEUDO["AWS::AccountId"]))
+
+
+def stream_reads(resources):
+    """Stream ARN -> actions, over every Kinesis statement of the role (consumers excluded)."""
+    found = {}
+    for _, s in role_allows(resources):
+        actions = set(listed(s["Action"]))
+        if actions & READ_ACTIONS:
+            for resource in listed(s["Resource"]):
+                found.setdefault(as_evaluated(resource), set()).update(actions)
+    return found
+
+
+def check_least_privilege(template_path, _source):
+    for label, given in (("three ids", THREE), ("one id", ONE), ("a created key", {"ResourceIds": "db-CCCCCCCCCC",
+                         "CreateDasKmsKey": "true"}), ("a stream in another account", CROSS_ACCOUNT)):
+        stack = deployed(template_path, given)
+        where = f"{label}, after both transforms"
+        roles = of_type(stack, "AWS::IAM::Role")
+        check(list(roles) == ["ArchiverRole"], f"{where}: exactly one role, ArchiverRole: {list(roles)}")
+        role = roles.get("ArchiverRole", {}).get("Properties", {})
+        check(not role.get("ManagedPolicyArns"), f"{where}: ArchiverRole has managed policies {role.get('ManagedPolicyArns')}")
+        trust = statements(role.get("AssumeRolePolicyDocument", {}))
+        check(len(trust) == 1 and trust[0].get("Principal") == {"Service": "lambda.amazonaws.com"},
+              f"{where}: only Lambda can assume ArchiverRole")
+        function = stack["ArchiverFunction"]["Properties"]
+        check(function["Role"] == "<GetAtt:ArchiverRole.Arn>", f"{where}: the function runs as ArchiverRole")
+        allows = role_allows(stack)
+        check_no_wildcards(where, allows)
+        for name, r in of_type(stack, "AWS::IAM::RolePolicy").items():
+            check(r["Properties"]["RoleName"] == "<Ref:ArchiverRole>", f"{where}: {name} is attached to ArchiverRole only")
+        check_kms(where, allows, given)
+        check_s3(where, allows)
+        by_sid = {s.get("Sid"): s for _, s in allows}
+        check(by_sid.get("WriteOwnLogs", {}).get("Resource") == "<GetAtt:ArchiverLogGroup.Arn>",
+              f"{where}: log writes only to the function's log group")
+        key_policy = stack.get("DasKmsKey", {}).get("Properties", {}).get("KeyPolicy")
+        if key_policy:
+            for s in statements(key_policy):
+                check(all("*" not in a for a in listed(s["Action"])), f"{where}: key policy {s['Sid']} allows a wildcard action")
+    return f"{template_path}: least privilege holds for three ids, one id, a created key, a stream in another account"
+
+
+def check_kms(where, allows, given):
+    ids = given["ResourceIds"].split(",")
+    keys = ["<GetAtt:DasKmsKey.Arn>"] if given.get("CreateDasKmsKey") == "true" else given["DasKmsKeyArn"].split(",")
+    decrypts = [s for _, s in allows if "kms:Decrypt" in listed(s["Action"])]
+    check(len(decrypts) == 2, f"{where}: two kms:Decrypt statements (clusters, instances): {len(decrypts)}")
+    for context_key, pattern, other in (("aws:rds:dbc-id", "cluster-*", "aws:rds:db-id"),
+                                        ("aws:rds:db-id", "db-*", "aws:rds:dbc-id")):
+        wanted = {"StringEquals": {f"kms:EncryptionContext:{context_key}": ids},
+                  "StringLike": {f"kms:EncryptionContext:{context_key}": pattern},
+                  "Null": {f"kms:EncryptionContext:{other}": "true"}}
+        found = [s for s in decrypts if s.get("Condition") == wanted]
+        check(len(found) == 1, f"{where}: a Decrypt statement conditioned exactly on {context_key} in {ids}, "
+                               f"{pattern}, {other} absent: {[s.get('Condition') for s in decrypts]}")
+        for s in found:
+            check(s["Action"] == "kms:Decrypt" and listed(s["Resource"]) == keys,
+                  f"{where}: the {context_key} statement allows exactly kms:Decrypt on {keys}: {s['Action']} {s['Resource']}")
+
+
+def check_s3(where, allows):
+    puts = sorted(r for _, s in allows if listed(s["Action"]) == ["s3:PutObject"] for r in listed(s["Resource"]))
+    check(puts == sorted([f"arn:aws:s3:::{BUCKET}/activity/*", f"arn:aws:s3:::{BUCKET}/aws/lambda/*"]),
+          f"{where}: s3:PutObject only under the archive prefix and the on-failure prefix aws/lambda/: {puts}")
+    lists = [s["Resource"] for _, s in allows if "s3:ListBucket" in listed(s["Action"])]
+    check(lists == [f"arn:aws:s3:::{BUCKET}"], f"{where}: s3:ListBucket (on-failure destination) on the bucket only: {lists}")
+    s3_actions = {a for _, s in allows for a in listed(s["Action"]) if a.startswith("s3:")}
+    check(s3_actions == {"s3:PutObject", "s3:ListBucket"}, f"{where}: no other S3 action: {s3_actions}")
+
+
+def check_streams(template_path, _source):
+    three = deployed(template_path, THREE)
+    arns = [STREAM + i for i in THREE["ResourceIds"].split(",")]
+    check(mappings(three) == sorted(arns), f"three ids: one mapping per stream: {mappings(three)}")
+    check(stream_reads(three) == {a: READ_ACTIONS | {"kinesis:SubscribeToShard"} for a in arns},
+          f"three ids: Kinesis read on exactly the three streams: {stream_reads(three)}")
+    check(not of_type(three, "AWS::IAM::RolePolicy"), "three ids: the reads are in the role's own policy, not one policy per stream")
+    functions = {r["Properties"]["FunctionName"] for r in of_type(three, "AWS::Lambda::EventSourceMapping").values()}
+    check(functions == {"<Ref:ArchiverFunction>"}, f"three ids: every mapping feeds the one function: {functions}")
+    check(len(of_type(three, "AWS::Lambda::Function")) == 1, "three ids: one function")
+    env = three["ArchiverFunction"]["Properties"]["Environment"]["Variables"]
+    check(env.get("DAS_RESOURCE_IDS") == THREE["ResourceIds"], f"DAS_RESOURCE_IDS lists the ids: {env.get('DAS_RESOURCE_IDS')}")
+    check(env.get("DAS_KMS_KEY_ARN") == KEY, f"DAS_KMS_KEY_ARN is the key: {env.get('DAS_KMS_KEY_ARN')}")
+    check(env.get("DAS_GIVE_UP_AFTER_SECONDS") == "43200", f"DAS_GIVE_UP_AFTER_SECONDS defaults to 43200: {env}")
+    check("DAS_RESOURCE_ID" not in env, "the function derives each batch's id from its stream: no DAS_RESOURCE_ID")
+    created = deployed(template_path, {"ResourceIds": "db-CCCCCCCCCC", "CreateDasKmsKey": "true"})
+    created_env = created["ArchiverFunction"]["Properties"]["Environment"]["Variables"]
+    check(created_env.get("DAS_KMS_KEY_ARN") == "<GetAtt:DasKmsKey.Arn>", "DAS_KMS_KEY_ARN is the created key")
+
+    one = deployed(template_path, ONE)
+    check(mappings(one) == [STREAM + "cluster-AAAAAAAAAA"], f"one id: one mapping, as before: {mappings(one)}")
+    check(set(stream_reads(one)) == {STREAM + "cluster-AAAAAAAAAA"}, "one id: Kinesis read on that stream only")
+    kinds = {}
+    for r in one.values():
+        kinds[r["Type"]] = kinds.get(r["Type"], 0) + 1
+    check(all(kinds.get(k) == 1 for k in ("AWS::Lambda::Function", "AWS::IAM::Role", "AWS::Lambda::EventSourceMapping",
+                                           "AWS::S3::Bucket", "AWS::Glue::Table"))
+          and "AWS::Kinesis::StreamConsumer" not in kinds and "AWS::IAM::RolePolicy" not in kinds,
+          f"one id: the shape of a single-stream stack (one function, role, mapping, bucket, table): {kinds}")
+
+    efo = deployed(template_path, {**ONE, "UseEnhancedFanOut": "true"})
+    check(mappings(efo) == ["<GetAtt:StreamConsumerclusterAAAAAAAAAA.ConsumerARN>"], f"enhanced fan-out: the mapping reads the consumer: {mappings(efo)}")
+    consumer_reads = [(listed(s["Action"]), s["Resource"]) for _, s in role_allows(efo) if "kinesis:DescribeStreamConsumer" in listed(s["Action"])]
+    check(consumer_reads == [(["kinesis:DescribeStreamConsumer", "kinesis:SubscribeToShard"], "<GetAtt:StreamConsumerclusterAAAAAAAAAA.ConsumerARN>")],
+          f"enhanced fan-out: the role reads exactly its consumer: {consumer_reads}")
+    efo_mapping = next(iter(of_type(efo, "AWS::Lambda::EventSourceMapping").values()))["Properties"]
+    check(efo_mapping["FunctionName"] == "<Ref:ArchiverFunction>", "enhanced fan-out: the mapping feeds the function")
+
+    cross = deployed(template_path, CROSS_ACCOUNT)
+    check(mappings(cross) == sorted([STREAM + "cluster-AAAAAAAAAA", EXTERNAL_ARN]),
+          f"a stream in another account: its mapping reads its ARN, and no local mapping is made for its id: {mappings(cross)}")
+    # The external id also appears with this account's prefix: a stream that does not exist here, and that no
+    # mapping reads (the template explains why a list cannot leave it out).
+    check(set(stream_reads(cross)) == {STREAM + "cluster-AAAAAAAAAA", STREAM + "cluster-XXXXXXXXXX", EXTERNAL_ARN},
+          f"a stream in another account: Kinesis read on exactly the listed streams and the external ARN: {set(stream_reads(cross))}")
+    check(not of_type(deployed(template_path, {**CROSS_ACCOUNT, "UseEnhancedFanOut": "true"}), "AWS::Kinesis::StreamConsumer").keys()
+          - {"StreamConsumerclusterAAAAAAAAAA"}, "enhanced fan-out: consumers only for streams of this account")
+
+    for name, stack in (("three ids", three), ("a stream in another account", cross)):
+        for mapping_name, m in of_type(stack, "AWS::Lambda::EventSourceMapping").items():
+            p = m["Properties"]
+            check(p["FunctionResponseTypes"] == ["ReportBatchItemFailures"], f"{name}: {mapping_name} reports batch item failures")
+            check(p["DestinationConfig"] == {"OnFailure": {"Destination": f"arn:aws:s3:::{BUCKET}"}},
+                  f"{name}: {mapping_name} sends exhausted batches to the archive bucket: {p['DestinationConfig']}")
+    return f"{template_path}: one mapping per stream (three ids, one id, enhanced fan-out, another account), one role, one function"
+
+
+def check_defaults_and_rules(template_path, _source):
+    template = load(template_path)
+    parameters = template["Parameters"]
+    mapping = next(iter(of_type(deployed(template_path, ONE), "AWS::Lambda::EventSourceMapping").values()))["Properties"]
+    age, retries = int(mapping["MaximumRecordAgeInSeconds"]), int(mapping["MaximumRetryAttempts"])
+    give_up = int(parameters["GiveUpAfterSeconds"]["Default"])
+    check(give_up < age < 86400, f"default MaximumRecordAgeInSeconds {age} lies between the give-up age {give_up} and the 24 h retention")
+    check(0 <= retries <= 10000, f"default MaximumRetryAttempts is finite: {retries}")
+    check("zstd" in parameters["Compression"]["AllowedValues"], "Compression offers zstd")
+    check("FATAL" not in parameters["LogLevel"]["AllowedValues"], "LogLevel does not offer FATAL (it would drop the metrics line)")
+
+    refused = [("MaximumRecordAgeInSeconds", v) for v in ("-1", "0", "59", "604801", "1e5")]
+    refused += [("TransitionToInfrequentAccessDays", v) for v in ("1", "29", "-1")]
+    refused += [("ResourceIds", "cluster-AAA,foo"), ("ResourceIds", "cluster-A B"), ("DasKmsKeyArn", "alias/x"),
+                ("ExternalStreamArns", "arn:aws:kinesis:us-east-1:111122223333:stream/other"),
+                ("GiveUpAfterSeconds", "-1"), ("SilenceMinutes", "1"), ("ObjectLockMode", "LEGAL")]
+    accepted = [("MaximumRecordAgeInSeconds", v) for v in ("60", "64800", "86399", "599999", "604800")]
+    accepted += [("TransitionToInfrequentAccessDays", v) for v in ("0", "30", "365")]
+    accepted += [("ResourceIds", "cluster-AAA,db-BBB"), ("DasKmsKeyArn", f"{KEY},{OTHER_KEY}"), ("ExternalStreamArns", EXTERNAL_ARN),
+                 ("ExternalStreamArns", "")]
+    for name, value in refused:
+        check(not parameter_accepts(parameters[name], value), f"parameter {name} refuses {value!r}")
+    for name, value in accepted:
+        check(parameter_accepts(parameters[name], value), f"parameter {name} accepts {value!r}")
+
+    rules = template["Rules"]
+    base = {"ResourceIds": "cluster-AAA", "DasKmsKeyArn": KEY}
+    check(rules_pass(rules, template, base), "the rules pass for an ordinary deploy")
+    check(not rules_pass(rules, template, {**base, "ObjectLockMode": "COMPLIANCE", "ExistingBucketName": "b"}),
+          "a rule refuses Object Lock on an existing bucket")
+    check(rules_pass(rules, template, {**base, "ObjectLockMode": "GOVERNANCE"}), "Object Lock on the created bucket passes")
+    check(not rules_pass(rules, template, {"ResourceIds": "cluster-AAA"}), "a rule refuses a deploy with no key")
+    check(not rules_pass(rules, template, {**base, "CreateDasKmsKey": "true"}), "a rule refuses a created key and a given one")
+
+    locked = deployed(template_path, {**ONE, "ObjectLockMode": "COMPLIANCE", "ObjectLockRetentionDays": "2555"})
+    bucket = locked["ArchiveBucket"]["Properties"]
+    check(bucket.get("ObjectLockEnabled") is True and bucket["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]
+          == {"Mode": "COMPLIANCE", "Days": "2555"}, f"WORM: Object Lock with the chosen mode and days: {bucket.get('ObjectLockConfiguration')}")
+    check("ObjectLockEnabled" not in deployed(template_path, ONE)["ArchiveBucket"]["Properties"], "no Object Lock by default")
+
+    table = deployed(template_path, THREE)["ActivityTable"]["Properties"]["TableInput"]
+    serde = table["StorageDescriptor"]["SerdeInfo"]["Parameters"]
+    check("ignore.malformed.json" not in serde, "the Glue table does not hide malformed lines")
+    columns = {c["Name"]: c["Type"] for c in table["StorageDescriptor"]["Columns"]}
+    check(columns.get("kinesisshardid") == "string" and columns.get("kinesissequencenumber") == "string"
+          and columns.get("eventindex") == "int", f"the Glue table has the provenance columns: {columns}")
+    check(table["Parameters"]["projection.resource_id.values"] == THREE["ResourceIds"], "the table projects every resource id")
+    return f"{template_path}: finite trigger defaults, parameter ranges, rules, WORM, Glue table"
+
+
+def parameter_accepts(spec, value):
+    values = value.split(",") if spec.get("Type") == "CommaDelimitedList" else [value]
+    for v in values:
+        if "AllowedValues" in spec and v not in [str(a) for a in spec["AllowedValues"]]:
+            return False
+        if "AllowedPattern" in spec and not re.fullmatch(spec["AllowedPattern"], v):
+            return False
+        if spec.get("Type") == "Number":
+            try:
+                number = float(v)
+            except ValueError:
+                return False
+            if number < spec.get("MinValue", number) or number > spec.get("MaxValue", number):
+                return False
+    return True
+
+
+def rules_pass(rules, template, given):
+    resolver = Resolver({}, parameter_values(template, given))
+    for rule in rules.values():
+        if "RuleCondition" in rule and not resolver.value(rule["RuleCondition"]):
+            continue
+        if not all(resolver.value(a["Assert"]) for a in rule["Assertions"]):
+            return False
+    return True
+
+
+def check_alarms(template_path, _source):
+    for label, given in (("three ids", THREE), ("a stream in another account", CROSS_ACCOUNT)):
+        stack = deployed(template_path, given)
+        alarms = of_type(stack, "AWS::CloudWatch::Alarm")
+        for alarm_name, a in alarms.items():
+            check(len(a["Properties"].get("AlarmDescription", "")) > 80,
+                  f"{label}: {alarm_name}'s description says what the operator should do")
+        for rid in given["ResourceIds"].split(","):
+            mine = {a["Properties"]["MetricName"]: a["Properties"] for a in alarms.values()
+                    if a["Properties"].get("Dimensions") == [{"Name": "ResourceId", "Value": rid}]}
+            check(set(mine) == {"RecordsQuarantined", "RecordsGivenUp", "RecordsRetried", "OldestRecordAgeSeconds", "RecordsIn"},
+                  f"{label}: {rid} has its own alarms on quarantined, given up, retried, oldest record age, silence: {sorted(mine)}")
+            silence = mine.get("RecordsIn", {})
+            check(silence.get("TreatMissingData") == "breaching" and silence.get("EvaluationPeriods") == "10"
+                  and silence.get("Period") == 60 and silence.get("Namespace") == "DasArchiver",
+                  f"{label}: {rid}'s silence alarm fires after 10 minutes without RecordsIn, missing data breaching: {silence}")
+            for metric, props in mine.items():
+                check(props.get("Namespace") == "DasArchiver", f"{label}: {rid} {metric} reads the DasArchiver namespace")
+        on_failure = [a["Properties"] for a in alarms.values() if a["Properties"].get("MetricName") == "MatchedEvents"]
+        check(len(on_failure) == 1 and on_failure[0]["Dimensions"] == [{"Name": "RuleName", "Value": "<Ref:OnFailureRecordsRule>"}],
+              f"{label}: an alarm on on-failure records arriving in S3")
+        rule = stack["OnFailureRecordsRule"]["Properties"]["EventPattern"]
+        check(rule["detail"] == {"bucket": {"name": [BUCKET]}, "object": {"key": [{"prefix": "aws/lambda/"}]}},
+              f"{label}: the on-failure rule matches objects under aws/lambda/ in the archive bucket: {rule}")
+    check(of_type(deployed(template_path, ONE), "AWS::S3::Bucket")["ArchiveBucket"]["Properties"]
+          ["NotificationConfiguration"] == {"EventBridgeConfiguration": {"EventBridgeEnabled": True}},
+          "the created bucket sends its events to EventBridge")
+    return f"{template_path}: per-stream alarms (quarantined, given up, retried, oldest record age, silence) for every id"
+
+
+def check_source_account(_template, source_path):
+    ids = "cluster-XXXXXXXXXX,db-YYYYYYYYYY"
+    role = "arn:aws:iam::123456789012:role/mystack-ArchiverRole-ABC"
+    stack = deployed(source_path, {"ResourceIds": ids, "CentralRoleArn": role})
+    policies = of_type(stack, "AWS::Kinesis::ResourcePolicy")
+    streams = sorted(p["Properties"]["ResourceArn"] for p in policies.values())
+    check(streams == sorted(f"arn:aws:kinesis:us-east-1:123456789012:stream/aws-rds-das-{i}" for i in ids.split(",")),
+          f"source account: one stream policy per id: {streams}")
+    for name, p in policies.items():
+        for s in statements(p["Properties"]["ResourcePolicy"]):
+            check(s["Principal"] == {"AWS": role} and set(s["Action"]) == READ_ACTIONS
+                  and s["Resource"] == p["Properties"]["ResourceArn"],
+                  f"source account: {name} lets exactly the central role read exactly its stream: {s}")
+    key = statements(stack["DasKmsKey"]["Properties"]["KeyPolicy"])
+    central = [s for s in key if s.get("Principal") == {"AWS": role}]
+    check(len(central) == 2 and all(s["Action"] == "kms:Decrypt" for s in central),
+          "source account: the central role may only kms:Decrypt with the key")
+    conditions = [s.get("Condition") for s in central]
+    for context_key, pattern, other in (("aws:rds:dbc-id", "cluster-*", "aws:rds:db-id"), ("aws:rds:db-id", "db-*", "aws:rds:dbc-id")):
+        check({"StringEquals": {f"kms:EncryptionContext:{context_key}": ids.split(",")},
+               "StringLike": {f"kms:EncryptionContext:{context_key}": pattern},
+               "Null": {f"kms:EncryptionContext:{other}": "true"}} in conditions,
+              f"source account: the central role decrypts only with {context_key} one of the ids: {conditions}")
+    first = deployed(source_path, {"CentralRoleArn": role})
+    check(not of_type(first, "AWS::Kinesis::ResourcePolicy") and "DasKmsKey" in first,
+          "source account: the first deploy (no ids yet) creates only the key")
+    return f"{source_path}: stream policies and key policy scoped to the central role and the listed ids"
+
+
+GROUPS = {
+    "least-privilege": check_least_privilege,
+    "streams": check_streams,
+    "defaults-and-rules": check_defaults_and_rules,
+    "alarms": check_alarms,
+    "source-account": check_source_account,
+}
+
+
+def main(argv):
+    group = argv[1] if len(argv) > 1 else "all"
+    template_path = argv[2] if len(argv) > 2 else "template.yaml"
+    source_path = argv[3] if len(argv) > 3 else "source-account.yaml"
+    for name, run in GROUPS.items():
+        if group in (name, "all"):
+            before = len(errors)
+            summary = run(template_path, source_path)
+            if len(errors) == before:
+                print(summary)
+    if group not in GROUPS and group != "all":
+        errors.append(f"unknown group {group}; one of {', '.join(GROUPS)}, all")
     if errors:
-        print("template.yaml:\n  " + "\n  ".join(errors))
+        print("template checks failed:\n  " + "\n  ".join(errors))
         sys.exit(1)
-    print(f"template.yaml: {len(allows)} allow statements checked, and {len(deployed_allows)} after the SAM transform;"
-          " least privilege holds")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "template.yaml")
+    main(sys.argv)
