@@ -649,7 +649,7 @@ async fn each_s3_error_on_put_object_is_retried_from_the_first_record_of_the_fai
     let env = Env::start().await;
     let (logs, _guard) = Logs::capture();
     // Records 0 and 1 arrive in hour 02, record 2 in hour 03: two objects, and only the second fails.
-    let first_arrival = 1_795_316_399.9985;
+    let first_arrival = 1_795_316_399.998_5;
     for (n, code) in ["SlowDown", "InternalError", "AccessDenied", "NoSuchBucket"]
         .into_iter()
         .enumerate()
