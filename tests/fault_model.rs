@@ -52,7 +52,8 @@ const SHARD: &str = "shardId-000000000000";
 const ATTEMPT: Duration = Duration::from_millis(1500);
 const OPERATION: Duration = Duration::from_secs(6);
 /// The level the batch logs a configuration error at today (src/aws/batch.rs logs every transient
-/// record failure at WARN). When the batch logs `KeyError::is_configuration()` at ERROR, set "ERROR".
+/// failure at WARN). When the batch logs `KeyError::is_configuration()` and
+/// `SinkError::is_configuration()` at ERROR, set "ERROR".
 const CONFIGURATION_LEVEL: &str = "WARN";
 
 struct Env {
@@ -660,9 +661,11 @@ async fn each_s3_error_on_put_object_is_retried_from_the_first_record_of_the_fai
             .add(Rule::new(Match::S3PutObject, Answer::s3(code)).path_contains("/hour=03/"));
         let archiver = env.archiver(&[]);
         run_and_check(&env, &archiver, &batch, Ended::RetryFrom(2), code).await;
+        let configuration = matches!(code, "AccessDenied" | "NoSuchBucket");
+        let level = if configuration { CONFIGURATION_LEVEL } else { "WARN" };
         let log = logs.take();
         assert!(
-            lines_with(&log, code).iter().any(|l| l.contains(" WARN ")),
+            lines_with(&log, code).iter().any(|l| l.contains(&format!(" {level} "))),
             "{code}: {log}"
         );
         assert_nothing_leaked(&log, &batch);
@@ -681,7 +684,6 @@ async fn each_s3_error_on_put_object_is_retried_from_the_first_record_of_the_fai
             )
             .await
             .expect_err("the fault proxy fails this PutObject");
-        let configuration = matches!(code, "AccessDenied" | "NoSuchBucket");
         assert_eq!(
             (err.failure_kind(), err.is_configuration()),
             (FailureKind::Transient, configuration),
