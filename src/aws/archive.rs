@@ -165,11 +165,49 @@ pub enum SinkError {
         /// What went wrong.
         detail: String,
     },
+    /// S3 refused the write because the deployment is wrong (permissions, a missing bucket):
+    /// retried like an outage, but a person must act.
+    #[error("writing {key} failed with {code}: {fix}. Records are retried until this is fixed ({detail})")]
+    Configuration {
+        /// The object key.
+        key: String,
+        /// The S3 error code, e.g. `AccessDenied`.
+        code: String,
+        /// What the operator should change.
+        fix: &'static str,
+        /// What the SDK reported.
+        detail: String,
+    },
+}
+
+impl SinkError {
+    /// Whether a person must fix the deployment (S3 `AccessDenied`, `NoSuchBucket`, credentials):
+    /// worth an ERROR log, not a WARN.
+    pub fn is_configuration(&self) -> bool {
+        matches!(self, Self::Configuration { .. })
+    }
 }
 
 impl Classify for SinkError {
     fn failure_kind(&self) -> FailureKind {
         FailureKind::Transient
+    }
+}
+
+/// What to fix for an S3 error code that means the deployment is wrong
+/// (<https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html>); `None` for the rest
+/// (`SlowDown`, `InternalError`, 5xx: outages).
+fn s3_configuration_fix(code: &str) -> Option<&'static str> {
+    match code {
+        "AccessDenied" | "AllAccessDisabled" | "AccountProblem" => Some(
+            "the function's role or the bucket policy does not allow s3:PutObject on the archive prefix \
+             (with SSE-KMS, also kms:GenerateDataKey on the bucket key); grant it",
+        ),
+        "NoSuchBucket" => Some("the archive bucket does not exist; check DAS_ARCHIVE_BUCKET and the region"),
+        "InvalidAccessKeyId" | "ExpiredToken" | "SignatureDoesNotMatch" | "InvalidToken" => {
+            Some("the function's AWS credentials are invalid or expired; check the execution role")
+        }
+        _ => None,
     }
 }
 
@@ -206,9 +244,26 @@ impl S3Sink {
     /// A sink writing to `bucket`; `force_path_style` for local S3-compatible servers. Writes are
     /// bounded by [`S3_ATTEMPT_TIMEOUT`] and [`S3_OPERATION_TIMEOUT`].
     pub fn new(config: &aws_config::SdkConfig, bucket: &str, force_path_style: bool) -> Self {
+        Self::with_timeouts(
+            config,
+            bucket,
+            force_path_style,
+            S3_ATTEMPT_TIMEOUT,
+            S3_OPERATION_TIMEOUT,
+        )
+    }
+
+    /// [`S3Sink::new`] with other bounds on one attempt and on the whole write (with retries).
+    pub fn with_timeouts(
+        config: &aws_config::SdkConfig,
+        bucket: &str,
+        force_path_style: bool,
+        attempt: Duration,
+        operation: Duration,
+    ) -> Self {
         let timeouts = aws_config::timeout::TimeoutConfig::builder()
-            .operation_attempt_timeout(S3_ATTEMPT_TIMEOUT)
-            .operation_timeout(S3_OPERATION_TIMEOUT)
+            .operation_attempt_timeout(attempt)
+            .operation_timeout(operation)
             .build();
         let s3 = aws_sdk_s3::config::Builder::from(config)
             .force_path_style(force_path_style)
@@ -235,9 +290,21 @@ impl Sink for S3Sink {
             .send()
             .await
             .map(|_| ())
-            .map_err(|err| SinkError::Write {
-                detail: aws_sdk_s3::error::DisplayErrorContext(&err).to_string(),
-                key: format!("s3://{}/{key}", self.bucket),
+            .map_err(|err| {
+                use aws_sdk_s3::error::ProvideErrorMetadata;
+                let detail = aws_sdk_s3::error::DisplayErrorContext(&err).to_string();
+                let key = format!("s3://{}/{key}", self.bucket);
+                // Unmodelled for PutObject: the code string is all the SDK gives.
+                let code = err.as_service_error().and_then(ProvideErrorMetadata::code);
+                match code.and_then(|c| s3_configuration_fix(c).map(|fix| (c, fix))) {
+                    Some((code, fix)) => SinkError::Configuration {
+                        key,
+                        code: code.to_owned(),
+                        fix,
+                        detail,
+                    },
+                    None => SinkError::Write { key, detail },
+                }
             })
     }
 }

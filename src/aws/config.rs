@@ -42,6 +42,9 @@ pub struct Settings {
     pub s3_force_path_style: bool,
     /// `DAS_MAX_DECOMPRESSED_BYTES` (64 MiB) and the other decoding limits.
     pub decode: DecodeOptions,
+    /// `DAS_KMS_KEY_ARN`: the streams' KMS key ARNs, comma-separated (empty: not pinned). With
+    /// exactly one, every `Decrypt` names it ([`crate::aws::keys::KmsKeySource::with_key_arns`]).
+    pub kms_key_arns: Vec<String>,
 }
 
 /// Each filter list with its environment variable.
@@ -143,6 +146,14 @@ impl Settings {
         // Compile once here so a bad pattern is reported with its variable at start-up.
         crate::pipeline::filter::Filter::new(&filter).map_err(|e| filter_error(&e, &lookup))?;
 
+        let kms_key_arns = kms_key_arns(get("DAS_KMS_KEY_ARN").as_deref()).map_err(|reason| {
+            invalid(
+                "DAS_KMS_KEY_ARN",
+                &lookup("DAS_KMS_KEY_ARN").unwrap_or_default(),
+                &reason,
+            )
+        })?;
+
         Ok(Self {
             bucket,
             layout: Layout { prefix, compression },
@@ -151,6 +162,7 @@ impl Settings {
             filter,
             s3_force_path_style,
             decode,
+            kms_key_arns,
         })
     }
 
@@ -174,6 +186,34 @@ fn filter_error(err: &FilterError, lookup: &impl Fn(&str) -> Option<String>) -> 
         value: lookup(variable).unwrap_or_default(),
         reason: err.to_string(),
     }
+}
+
+/// `DAS_KMS_KEY_ARN`: a comma-separated list of KMS key (or alias) ARNs, as `Decrypt`'s `KeyId`
+/// takes them (<https://docs.aws.amazon.com/kms/latest/APIReference/API_Decrypt.html>).
+fn kms_key_arns(value: Option<&str>) -> Result<Vec<String>, String> {
+    let Some(value) = value else {
+        return Ok(Vec::new());
+    };
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|arn| !arn.is_empty())
+        .map(|arn| {
+            let fields: Vec<&str> = arn.splitn(6, ':').collect();
+            match fields.as_slice() {
+                ["arn", _, "kms", region, account, resource]
+                    if !region.is_empty()
+                        && !account.is_empty()
+                        && (resource.starts_with("key/") || resource.starts_with("alias/")) =>
+                {
+                    Ok(arn.to_owned())
+                }
+                _ => Err(format!(
+                    "{arn:?} is not a KMS key ARN; expected arn:aws:kms:<region>:<account>:key/<key id>, comma-separated"
+                )),
+            }
+        })
+        .collect()
 }
 
 fn parse_bool(v: &str) -> Option<bool> {
@@ -208,6 +248,29 @@ mod tests {
         assert!(s.filter.skip_heartbeats && s.filter.include_users.is_empty() && s.filter.drop_fields.is_empty());
         assert_eq!(s.key_cache, KeyCacheLimits::default());
         assert_eq!((s.resource_id, s.s3_force_path_style), (None, false));
+        assert!(
+            s.kms_key_arns.is_empty(),
+            "the key is not pinned unless DAS_KMS_KEY_ARN is set"
+        );
+    }
+
+    #[test]
+    fn several_kms_key_arns_are_read_as_a_list() {
+        let s = settings(&[
+            ("DAS_ARCHIVE_BUCKET", "b"),
+            (
+                "DAS_KMS_KEY_ARN",
+                " arn:aws:kms:us-east-1:123456789012:key/a ,arn:aws-us-gov:kms:us-gov-west-1:123456789012:alias/das,",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.kms_key_arns,
+            [
+                "arn:aws:kms:us-east-1:123456789012:key/a",
+                "arn:aws-us-gov:kms:us-gov-west-1:123456789012:alias/das"
+            ]
+        );
     }
 
     #[test]
@@ -226,8 +289,16 @@ mod tests {
             ("DAS_REDACT_FIELDS", "commandText"),
             ("DAS_S3_FORCE_PATH_STYLE", "true"),
             ("DAS_MAX_DECOMPRESSED_BYTES", "1048576"),
+            (
+                "DAS_KMS_KEY_ARN",
+                "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+            ),
         ])
         .unwrap();
+        assert_eq!(
+            s.kms_key_arns,
+            ["arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"]
+        );
         assert_eq!(
             s.layout,
             Layout {
@@ -269,6 +340,14 @@ mod tests {
                 "DAS_REDACT_FIELDS",
             ),
             (vec![("DAS_ARCHIVE_PREFIX", "/abs/")], "DAS_ARCHIVE_PREFIX"),
+            (vec![("DAS_KMS_KEY_ARN", "1234abcd")], "DAS_KMS_KEY_ARN=\"1234abcd\""),
+            (
+                vec![(
+                    "DAS_KMS_KEY_ARN",
+                    "arn:aws:kms:eu-west-1:123:key/a, arn:aws:s3:::bucket",
+                )],
+                "DAS_KMS_KEY_ARN",
+            ),
         ];
         for (vars, want) in cases {
             let mut all = vars.clone();

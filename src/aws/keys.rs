@@ -1,10 +1,15 @@
 //! Data keys: each record's KMS ciphertext blob becomes the raw AES keyring that opens its message.
 //!
 //! [`DataKeySource`] is the one-method edge to KMS ([`KmsKeySource`]) or to a key the user already holds
-//! ([`StaticKeySource`]). [`KeyCache`] sits in front of it for the life of a warm container: keyed by
-//! (blob, encryption context), bounded in entries and age, one KMS call for any number of concurrent
-//! lookups of the same blob, and it stores prepared keyrings so the AES key schedule runs once. Key
-//! bytes live only in zeroizing buffers and inside the keyring; this module never logs them.
+//! ([`StaticKeySource`]). [`KeyCache`] sits in front of it for the life of a warm container: keyed by a
+//! SHA-256 of (blob, encryption context), bounded in entries and age whatever the input, one KMS call
+//! for any number of concurrent lookups of the same blob, no slot kept for a failed lookup, and it
+//! stores prepared keyrings so the AES key schedule runs once.
+//!
+//! KMS errors are classified the way AWS sends them (see [`KeyError`]): a bad blob is quarantined, an
+//! outage is retried, and a deployment mistake (permissions, a missing key, credentials) is retried
+//! with a message that says what to fix. Key bytes live only in zeroizing buffers and inside the
+//! keyring; this module never logs them, and never puts a blob or a key into an error message.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,7 +17,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_lc_rs::digest;
+use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::operation::decrypt::DecryptError;
 use aws_sdk_kms::primitives::Blob;
 use tokio::sync::OnceCell;
@@ -24,12 +30,17 @@ use crate::pipeline::envelope::ResourceId;
 use crate::pipeline::error::{Classify, FailureKind};
 use crate::pipeline::esdk::RawAesKeyring;
 
+/// The largest `CiphertextBlob` KMS `Decrypt` accepts: "Length Constraints: Minimum length of 1.
+/// Maximum length of 6144." (<https://docs.aws.amazon.com/kms/latest/APIReference/API_Decrypt.html>).
+/// A blob outside 1..=6144 bytes is rejected before any call: KMS would answer `ValidationException`.
+pub const KMS_MAX_CIPHERTEXT_BLOB: usize = 6144;
+
 /// Why a data key could not be obtained.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeyError {
     /// KMS refused this ciphertext for this context: the record itself is bad (permanent).
-    #[error("KMS rejected the record's data key for {resource} ({code}: {message}); the key blob is corrupt or belongs to another stream")]
+    #[error("KMS rejected the record's data key for {resource} ({code}: {message}); the key blob is corrupt, belongs to another stream or key, or is not a KMS ciphertext")]
     Rejected {
         /// The resource whose encryption context was used.
         resource: String,
@@ -38,11 +49,28 @@ pub enum KeyError {
         /// The KMS error message.
         message: String,
     },
-    /// KMS could not answer now: throttling, 5xx, timeout, network, access denied, disabled key (transient).
+    /// The record's key blob cannot be a KMS ciphertext; no call was made (permanent).
+    #[error("the record's data key blob is {0} bytes; KMS Decrypt accepts 1 to 6144 bytes, so the record is not a valid DAS record")]
+    BlobSize(usize),
+    /// KMS could not answer now: throttling, 5xx, timeout, network, disabled key (transient).
     #[error("KMS Decrypt failed for {resource} and will be retried: {detail}")]
     Unavailable {
         /// The resource whose key was being decrypted.
         resource: String,
+        /// What the SDK reported.
+        detail: String,
+    },
+    /// The deployment is wrong (permissions, key, credentials): retried, and the operator must act.
+    #[error(
+        "KMS Decrypt for {resource} failed with {code}: {fix}. Records are retried until this is fixed ({detail})"
+    )]
+    Configuration {
+        /// The resource whose key was being decrypted.
+        resource: String,
+        /// The KMS error code, or what failed before the call (`CredentialsError`).
+        code: String,
+        /// What the operator should change.
+        fix: &'static str,
         /// What the SDK reported.
         detail: String,
     },
@@ -51,11 +79,20 @@ pub enum KeyError {
     BadKey(usize),
 }
 
+impl KeyError {
+    /// Whether the error is a deployment mistake that a person must fix (permissions, a missing
+    /// key, credentials): retried like an outage, but worth an ERROR log and an alarm, not a WARN.
+    pub fn is_configuration(&self) -> bool {
+        matches!(self, Self::Configuration { .. })
+    }
+}
+
 impl Classify for KeyError {
     fn failure_kind(&self) -> FailureKind {
         match self {
-            Self::Rejected { .. } | Self::BadKey(_) => FailureKind::Permanent,
-            Self::Unavailable { .. } => FailureKind::Transient,
+            Self::Rejected { .. } | Self::BlobSize(_) | Self::BadKey(_) => FailureKind::Permanent,
+            // A configuration error is retried: once fixed, the same record succeeds.
+            Self::Unavailable { .. } | Self::Configuration { .. } => FailureKind::Transient,
         }
     }
 }
@@ -65,12 +102,22 @@ impl Classify for KeyError {
 pub trait DataKeySource: Send + Sync {
     /// Decrypts `blob` under the encryption context of `resource`.
     async fn decrypt(&self, blob: &[u8], resource: &ResourceId) -> Result<Zeroizing<Vec<u8>>, KeyError>;
+
+    /// Rejects a blob that this source can never accept, before any lookup (and before a cache
+    /// slot is made for it). The default accepts every blob.
+    fn check_blob(&self, _blob: &[u8]) -> Result<(), KeyError> {
+        Ok(())
+    }
 }
 
 #[async_trait]
 impl DataKeySource for Box<dyn DataKeySource> {
     async fn decrypt(&self, blob: &[u8], resource: &ResourceId) -> Result<Zeroizing<Vec<u8>>, KeyError> {
         self.as_ref().decrypt(blob, resource).await
+    }
+
+    fn check_blob(&self, blob: &[u8]) -> Result<(), KeyError> {
+        self.as_ref().check_blob(blob)
     }
 }
 
@@ -81,10 +128,11 @@ pub const KMS_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one KMS `Decrypt` may take with the SDK's retries (3 attempts and their back-off).
 pub const KMS_OPERATION_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// KMS `Decrypt` with the DAS encryption context.
+/// KMS `Decrypt` with the DAS encryption context, and with the DAS key pinned when one is configured.
 #[derive(Debug, Clone)]
 pub struct KmsKeySource {
     client: aws_sdk_kms::Client,
+    key_id: Option<String>,
 }
 
 impl KmsKeySource {
@@ -107,40 +155,178 @@ impl KmsKeySource {
             .build();
         Self {
             client: aws_sdk_kms::Client::from_conf(kms),
+            key_id: None,
         }
+    }
+
+    /// Pins the KMS key (`DAS_KMS_KEY_ARN`). With exactly one ARN, every `Decrypt` passes it as
+    /// `KeyId`, so KMS answers a blob made under any other key with `IncorrectKeyException`
+    /// (quarantined) instead of `AccessDeniedException` (a configuration error, retried). With
+    /// several ARNs no `KeyId` is passed: one stack may archive streams encrypted under different
+    /// keys, and `Decrypt` takes one `KeyId`; IAM (`kms:Decrypt` on those keys only) still applies.
+    pub fn with_key_arns(mut self, arns: &[String]) -> Self {
+        self.key_id = match arns {
+            [one] => Some(one.clone()),
+            _ => None,
+        };
+        self
+    }
+
+    /// The `KeyId` every `Decrypt` passes, if the key is pinned.
+    pub fn key_id(&self) -> Option<&str> {
+        self.key_id.as_deref()
     }
 }
 
 #[async_trait]
 impl DataKeySource for KmsKeySource {
     async fn decrypt(&self, blob: &[u8], resource: &ResourceId) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+        self.check_blob(blob)?;
         let (context_key, context_value) = resource.encryption_context();
         let response = self
             .client
             .decrypt()
             .ciphertext_blob(Blob::new(blob))
             .encryption_context(context_key, context_value)
+            .set_key_id(self.key_id.clone())
             .send()
             .await
             .map_err(|err| {
-                let resource = resource.to_string();
-                match err.as_service_error() {
-                    Some(
-                        e @ (DecryptError::InvalidCiphertextException(_) | DecryptError::IncorrectKeyException(_)),
-                    ) => KeyError::Rejected {
-                        resource,
-                        code: e.code().unwrap_or("InvalidCiphertextException").to_owned(),
-                        message: e.message().unwrap_or_default().to_owned(),
-                    },
-                    _ => KeyError::Unavailable {
-                        resource,
-                        detail: DisplayErrorContext(&err).to_string(),
-                    },
-                }
+                let status = err.raw_response().map(|r| r.status().as_u16());
+                classify_decrypt_error(&err, status, resource)
             })?;
         let plaintext = Zeroizing::new(response.plaintext.map(Blob::into_inner).unwrap_or_default());
         Ok(plaintext)
     }
+
+    fn check_blob(&self, blob: &[u8]) -> Result<(), KeyError> {
+        if blob.is_empty() || blob.len() > KMS_MAX_CIPHERTEXT_BLOB {
+            return Err(KeyError::BlobSize(blob.len()));
+        }
+        Ok(())
+    }
+}
+
+/// KMS error codes that mean the record's blob is bad: KMS will never accept it (quarantine).
+/// `InvalidCiphertextException`, `IncorrectKeyException` and `InvalidKeyUsageException` are
+/// Decrypt's documented errors (<https://docs.aws.amazon.com/kms/latest/APIReference/API_Decrypt.html>);
+/// `ValidationException` is the common error for a parameter outside its constraints
+/// (<https://docs.aws.amazon.com/kms/latest/APIReference/CommonErrors.html>).
+const PERMANENT_CODES: [&str; 4] = [
+    "InvalidCiphertextException",
+    "IncorrectKeyException",
+    "InvalidKeyUsageException",
+    "ValidationException",
+];
+
+/// The configuration error for a KMS code, with what to fix, or `None` when the code is not one.
+/// `AccessDeniedException` and `NotFoundException` are Decrypt's errors (API_Decrypt.html above);
+/// the credential codes are KMS's common errors (CommonErrors.html above).
+fn configuration_fix(code: &str) -> Option<&'static str> {
+    match code {
+        "AccessDeniedException" => Some(
+            "the function's role or the key policy does not allow kms:Decrypt with this encryption context; \
+             grant it on the DAS key, or set DAS_KMS_KEY_ARN to the stream's key so that a blob under another \
+             key is quarantined instead",
+        ),
+        "NotFoundException" => Some(
+            "the KMS key does not exist in this account and region; check DAS_KMS_KEY_ARN and the function's \
+             region (a DAS stream's key is in the database's region)",
+        ),
+        "UnrecognizedClientException"
+        | "ExpiredTokenException"
+        | "InvalidClientTokenId"
+        | "MissingAuthenticationToken"
+        | "IncompleteSignature"
+        | "InvalidSignatureException" => Some(
+            "the function's AWS credentials are invalid or expired; check the execution role (or the AWS_* \
+             credentials and AWS_REGION the command runs with)",
+        ),
+        _ => None,
+    }
+}
+
+/// What the AWS SDK's own retry classifier treats as throttling or transient codes (aws-runtime's
+/// `THROTTLING_ERRORS` and `TRANSIENT_ERRORS`): an outage, however a service spells it.
+fn is_throttling_or_transient(code: &str) -> bool {
+    aws_runtime::retries::classifiers::THROTTLING_ERRORS.contains(&code)
+        || aws_runtime::retries::classifiers::TRANSIENT_ERRORS.contains(&code)
+}
+
+/// Classifies a failed `Decrypt` by the error code the SDK surfaced (many KMS errors arrive as
+/// unmodelled errors, so the code string, not the typed variant, is what is matched). Everything
+/// that is neither a bad blob nor a deployment mistake is an outage and retried: throttling,
+/// `KMSInternalException`, `DependencyTimeoutException`, `KeyUnavailableException`, a disabled or
+/// pending key (`KMSInvalidStateException`, `DisabledException`), 5xx, timeouts, network errors.
+fn classify_decrypt_error<R: std::fmt::Debug + 'static>(
+    err: &SdkError<DecryptError, R>,
+    status: Option<u16>,
+    resource: &ResourceId,
+) -> KeyError {
+    let resource = resource.to_string();
+    let detail = match status {
+        Some(status) => format!("HTTP {status}: {}", DisplayErrorContext(err)),
+        None => DisplayErrorContext(err).to_string(),
+    };
+    let code = err.as_service_error().and_then(ProvideErrorMetadata::code);
+    if let Some(code) = code.filter(|c| PERMANENT_CODES.contains(c)) {
+        let message = err
+            .as_service_error()
+            .and_then(ProvideErrorMetadata::message)
+            .unwrap_or_default()
+            .to_owned();
+        return KeyError::Rejected {
+            resource,
+            code: code.to_owned(),
+            message,
+        };
+    }
+    if let Some((code, fix)) = code.and_then(|c| configuration_fix(c).map(|fix| (c, fix))) {
+        return KeyError::Configuration {
+            resource,
+            code: code.to_owned(),
+            fix,
+            detail,
+        };
+    }
+    if let SdkError::ConstructionFailure(_) = err {
+        return KeyError::Configuration {
+            resource,
+            code: "RequestNotBuilt".to_owned(),
+            fix: "the KMS request could not be built; check AWS_REGION and the endpoint settings",
+            detail,
+        };
+    }
+    if code.is_none() && is_credentials_error(err) {
+        return KeyError::Configuration {
+            resource,
+            code: "CredentialsError".to_owned(),
+            fix: "no AWS credentials could be loaded; check the execution role (or the AWS_* credentials and \
+                  profile the command runs with)",
+            detail,
+        };
+    }
+    if let Some(code) = code.filter(|c| is_throttling_or_transient(c)) {
+        return KeyError::Unavailable {
+            resource,
+            detail: format!("{code} (throttled or transient): {detail}"),
+        };
+    }
+    KeyError::Unavailable { resource, detail }
+}
+
+/// Whether the request failed before it was sent because no credentials could be loaded (the
+/// provider's error is somewhere in the chain of sources).
+fn is_credentials_error<R: std::fmt::Debug + 'static>(err: &SdkError<DecryptError, R>) -> bool {
+    use aws_credential_types::provider::error::CredentialsError;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        if e.downcast_ref::<CredentialsError>().is_some() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// A key the caller already has (tests, `das replay --wrapping-key`): every blob maps to it.
@@ -191,7 +377,20 @@ pub struct KeyCacheStats {
     pub hits: u64,
 }
 
-type CacheKey = (Vec<u8>, ResourceId);
+/// SHA-256 of (blob length, blob, resource id): 32 bytes per entry whatever the blob's size, and
+/// never the blob itself (which an attacker controls and which a map would keep alive).
+type CacheKey = [u8; 32];
+
+fn cache_key(blob: &[u8], resource: &ResourceId) -> CacheKey {
+    let mut context = digest::Context::new(&digest::SHA256);
+    // The length prefix keeps (blob, id) pairs from colliding by moving bytes between the two.
+    context.update(&(blob.len() as u64).to_be_bytes());
+    context.update(blob);
+    context.update(resource.as_str().as_bytes());
+    let mut key = [0u8; 32];
+    key.copy_from_slice(context.finish().as_ref());
+    key
+}
 
 struct Slot {
     keyring: OnceCell<Arc<RawAesKeyring>>,
@@ -199,6 +398,10 @@ struct Slot {
 }
 
 /// A bounded, time-limited, single-flight cache of keyrings in front of a [`DataKeySource`].
+///
+/// Memory is bounded whatever the input: at most `max_entries` slots (in-flight lookups included),
+/// each a 32-byte digest and one keyring; a blob the source rejects up front gets no slot, and a
+/// lookup that fails removes its slot.
 pub struct KeyCache<S> {
     source: S,
     limits: KeyCacheLimits,
@@ -221,13 +424,15 @@ impl<S: DataKeySource> KeyCache<S> {
 
     /// The keyring for a record's key blob, from the cache or (once) from the source.
     pub async fn keyring(&self, blob: &[u8], resource: &ResourceId) -> Result<Arc<RawAesKeyring>, KeyError> {
-        let slot = self.slot(blob, resource);
+        self.source.check_blob(blob)?;
+        let key = cache_key(blob, resource);
+        let slot = self.slot(key);
         if let Some(keyring) = slot.keyring.get() {
             self.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(Arc::clone(keyring));
         }
         let mut fetched = false;
-        let keyring = slot
+        let result = slot
             .keyring
             .get_or_try_init(|| async {
                 fetched = true;
@@ -237,18 +442,36 @@ impl<S: DataKeySource> KeyCache<S> {
                     .map(Arc::new)
                     .map_err(|_| KeyError::BadKey(key.len()))
             })
-            .await?;
-        if !fetched {
-            self.hits.fetch_add(1, Ordering::Relaxed);
+            .await;
+        match result {
+            Ok(keyring) => {
+                if !fetched {
+                    self.hits.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(Arc::clone(keyring))
+            }
+            Err(err) => {
+                self.forget(&key, &slot);
+                Err(err)
+            }
         }
-        Ok(Arc::clone(keyring))
+    }
+
+    /// Removes a failed lookup's slot, unless another lookup has replaced or filled it meanwhile.
+    fn forget(&self, key: &CacheKey, slot: &Arc<Slot>) {
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        if slots
+            .get(key)
+            .is_some_and(|s| Arc::ptr_eq(s, slot) && s.keyring.get().is_none())
+        {
+            slots.remove(key);
+        }
     }
 
     /// The slot for a key, creating it (and making room) if needed. Holds the lock only briefly and
     /// never across an await.
-    fn slot(&self, blob: &[u8], resource: &ResourceId) -> Arc<Slot> {
+    fn slot(&self, key: CacheKey) -> Arc<Slot> {
         let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
-        let key: CacheKey = (blob.to_vec(), resource.clone());
         let now = Instant::now();
         if let Some(slot) = slots.get(&key) {
             if now.duration_since(slot.created) < self.limits.ttl {
@@ -258,7 +481,7 @@ impl<S: DataKeySource> KeyCache<S> {
         if slots.len() >= self.limits.max_entries && !slots.contains_key(&key) {
             slots.retain(|_, s| now.duration_since(s.created) < self.limits.ttl);
             while slots.len() >= self.limits.max_entries.max(1) {
-                let Some(oldest) = slots.iter().min_by_key(|(_, s)| s.created).map(|(k, _)| k.clone()) else {
+                let Some(oldest) = slots.iter().min_by_key(|(_, s)| s.created).map(|(k, _)| *k) else {
                     break;
                 };
                 slots.remove(&oldest);
@@ -359,7 +582,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn failures_are_not_cached() {
+    async fn failures_are_not_cached_and_leave_no_slot() {
         let cache = KeyCache::new(
             Counting {
                 calls: AtomicUsize::new(0),
@@ -367,8 +590,167 @@ mod tests {
             KeyCacheLimits::default(),
         );
         assert!(cache.keyring(b"bad", &cluster()).await.is_err());
+        assert!(cache.is_empty());
         assert!(cache.keyring(b"bad", &cluster()).await.is_err());
         assert_eq!(cache.stats().source_calls, 2);
+        assert!(cache.is_empty());
+    }
+
+    /// Fails every lookup at once, like KMS answering junk blobs with InvalidCiphertextException.
+    struct Rejecting;
+
+    #[async_trait]
+    impl DataKeySource for Rejecting {
+        async fn decrypt(&self, _blob: &[u8], resource: &ResourceId) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+            tokio::task::yield_now().await;
+            Err(KeyError::Rejected {
+                resource: resource.to_string(),
+                code: "InvalidCiphertextException".into(),
+                message: String::new(),
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_hundred_thousand_distinct_junk_blobs_leave_the_cache_empty() {
+        let limits = KeyCacheLimits {
+            max_entries: 100,
+            ttl: Duration::from_secs(900),
+        };
+        let cache = KeyCache::new(Rejecting, limits);
+        let blobs: Vec<Vec<u8>> = (0u32..100_000).map(|i| i.to_be_bytes().repeat(64)).collect();
+        // A thousand at a time, as a batch looks up its distinct blobs: in flight, slots stay within
+        // the bound. (One join over all 100,000 would measure tokio's scheduler, not the cache.)
+        for chunk in blobs.chunks(1000) {
+            let lookups = chunk.iter().map(|blob| async {
+                let result = cache.keyring(blob, &cluster()).await;
+                assert!(cache.len() <= 100);
+                result
+            });
+            let results = futures::future::join_all(lookups).await;
+            assert!(results.iter().all(Result::is_err));
+            assert_eq!(cache.len(), 0);
+        }
+        assert_eq!(cache.stats().source_calls, 100_000);
+    }
+
+    #[tokio::test]
+    async fn blobs_kms_cannot_accept_get_no_call_and_no_slot() {
+        let config = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        let cache = KeyCache::new(KmsKeySource::new(&config), KeyCacheLimits::default());
+        for len in [0, KMS_MAX_CIPHERTEXT_BLOB + 1, 1 << 20] {
+            for i in 0..1000u32 {
+                let mut blob = vec![0u8; len];
+                if let Some(first) = blob.first_mut() {
+                    *first = i as u8;
+                }
+                let err = cache.keyring(&blob, &cluster()).await.err();
+                assert!(matches!(err, Some(KeyError::BlobSize(n)) if n == len), "{err:?}");
+            }
+        }
+        assert_eq!((cache.len(), cache.stats().source_calls), (0, 0));
+        let source = KmsKeySource::new(&config);
+        assert!(source.check_blob(&[1; KMS_MAX_CIPHERTEXT_BLOB]).is_ok());
+        assert!(source.check_blob(&[1]).is_ok());
+    }
+
+    #[test]
+    fn the_cache_key_is_a_digest_of_blob_and_context() {
+        let a = cache_key(b"blob", &cluster());
+        assert_eq!(a, cache_key(b"blob", &cluster()));
+        assert_ne!(a, cache_key(b"blob", &ResourceId::parse("db-ABC").unwrap()));
+        assert_ne!(a, cache_key(b"blob2", &cluster()));
+    }
+
+    #[test]
+    fn only_one_configured_key_arn_is_passed_as_key_id() {
+        let config = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .build();
+        let one = ["arn:aws:kms:us-east-1:123456789012:key/a".to_owned()];
+        let two = [one[0].clone(), "arn:aws:kms:us-east-1:123456789012:key/b".to_owned()];
+        assert_eq!(
+            KmsKeySource::new(&config).with_key_arns(&one).key_id(),
+            Some(one[0].as_str())
+        );
+        assert_eq!(KmsKeySource::new(&config).with_key_arns(&two).key_id(), None);
+        assert_eq!(KmsKeySource::new(&config).with_key_arns(&[]).key_id(), None);
+    }
+
+    fn classified(code: &str, status: Option<u16>) -> KeyError {
+        let metadata = aws_sdk_kms::error::ErrorMetadata::builder()
+            .code(code)
+            .message("from KMS")
+            .build();
+        let err = SdkError::service_error(DecryptError::generic(metadata), ());
+        classify_decrypt_error(&err, status, &cluster())
+    }
+
+    #[test]
+    fn kms_error_codes_are_classified_as_aws_sends_them() {
+        for code in PERMANENT_CODES {
+            let err = classified(code, Some(400));
+            assert_eq!(
+                (err.failure_kind(), err.is_configuration()),
+                (FailureKind::Permanent, false),
+                "{code}"
+            );
+            assert!(err.to_string().contains(code));
+        }
+        for code in [
+            "ThrottlingException",
+            "KMSInternalException",
+            "DependencyTimeoutException",
+            "KMSInvalidStateException",
+            "DisabledException",
+            "KeyUnavailableException",
+            "RequestTimeout",
+            "SomethingNew",
+        ] {
+            let err = classified(code, Some(500));
+            assert_eq!(
+                (err.failure_kind(), err.is_configuration()),
+                (FailureKind::Transient, false),
+                "{code}"
+            );
+            assert!(
+                err.to_string().contains(code) && err.to_string().contains("HTTP 500"),
+                "{err}"
+            );
+        }
+        for (code, fix) in [
+            ("AccessDeniedException", "kms:Decrypt"),
+            ("NotFoundException", "DAS_KMS_KEY_ARN"),
+            ("UnrecognizedClientException", "credentials"),
+            ("ExpiredTokenException", "credentials"),
+        ] {
+            let err = classified(code, Some(400));
+            assert_eq!(
+                (err.failure_kind(), err.is_configuration()),
+                (FailureKind::Transient, true),
+                "{code}"
+            );
+            assert!(err.to_string().contains(fix), "{err}");
+        }
+    }
+
+    #[test]
+    fn timeouts_and_network_errors_are_transient() {
+        let timeout: SdkError<DecryptError, ()> = SdkError::timeout_error("attempt timeout");
+        let err = classify_decrypt_error(&timeout, None, &cluster());
+        assert_eq!(
+            (err.failure_kind(), err.is_configuration()),
+            (FailureKind::Transient, false)
+        );
+        let network: SdkError<DecryptError, ()> =
+            SdkError::dispatch_failure(aws_sdk_kms::error::ConnectorError::io("connection refused".into()));
+        let err = classify_decrypt_error(&network, None, &cluster());
+        assert_eq!(
+            (err.failure_kind(), err.is_configuration()),
+            (FailureKind::Transient, false)
+        );
     }
 
     #[tokio::test]
@@ -411,7 +793,7 @@ mod tests {
     }
 
     #[test]
-    fn kms_rejections_are_permanent_and_outages_transient() {
+    fn kms_rejections_are_permanent_outages_and_configuration_transient() {
         let rejected = KeyError::Rejected {
             resource: "cluster-A".into(),
             code: "InvalidCiphertextException".into(),
@@ -423,5 +805,14 @@ mod tests {
         };
         assert_eq!(rejected.failure_kind(), FailureKind::Permanent);
         assert_eq!(outage.failure_kind(), FailureKind::Transient);
+        assert_eq!(KeyError::BlobSize(6145).failure_kind(), FailureKind::Permanent);
+        let configuration = KeyError::Configuration {
+            resource: "cluster-A".into(),
+            code: "AccessDeniedException".into(),
+            fix: "grant kms:Decrypt",
+            detail: String::new(),
+        };
+        assert_eq!(configuration.failure_kind(), FailureKind::Transient);
+        assert!(configuration.is_configuration() && !outage.is_configuration() && !rejected.is_configuration());
     }
 }

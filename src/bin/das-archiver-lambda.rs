@@ -22,7 +22,10 @@ async fn main() -> Result<(), Error> {
     let filter = Filter::new(&settings.filter)?;
     let archiver = Archiver::new(
         settings.batch_settings(),
-        KeyCache::new(KmsKeySource::new(&sdk), settings.key_cache),
+        KeyCache::new(
+            KmsKeySource::new(&sdk).with_key_arns(&settings.kms_key_arns),
+            settings.key_cache,
+        ),
         filter,
         S3Sink::new(&sdk, &settings.bucket, settings.s3_force_path_style),
     );

@@ -45,7 +45,7 @@ pub(super) async fn replay(args: &ReplayArgs) -> Result<ExitCode, String> {
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let keys: Box<dyn DataKeySource> = match &args.wrapping_key {
         Some(key) => Box::new(StaticKeySource::new(&parse_key(key)?)),
-        None => Box::new(KmsKeySource::new(&sdk)),
+        None => Box::new(KmsKeySource::new(&sdk).with_key_arns(&settings.kms_key_arns)),
     };
     let sink: Box<dyn Sink> = match &args.out_dir {
         Some(dir) => Box::new(DirSink::new(dir)),

@@ -5,6 +5,11 @@
 //! the moment (KMS throttling, an S3 outage): the batch stops there and Kinesis retries from that record.
 //! The pure core only ever fails permanently; the edges (KMS, S3) add transient failures, and the batch
 //! layer is the one place that acts on the answer.
+//!
+//! A *configuration* failure (KMS or S3 access denied, a missing key or bucket, bad credentials) is
+//! transient here on purpose: retrying after the deployment is fixed succeeds, and quarantining would
+//! turn a permission mistake into a pile of records to redrive. The edge error types say so with their
+//! own `is_configuration()` (`KeyError`, `SinkError`), so the batch can log those at ERROR.
 
 /// Whether retrying the same input can succeed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

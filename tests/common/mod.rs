@@ -8,6 +8,10 @@ use std::process::Command;
 #[cfg(feature = "aws")]
 pub(crate) mod moto;
 
+/// A fault-injecting proxy in front of moto (KMS and S3 errors as AWS sends them, slow or no answers).
+#[cfg(feature = "aws")]
+pub(crate) mod fault;
+
 /// The project virtualenv's Python, where the official `aws-encryption-sdk` is installed by
 /// `make venv` (which `make test` runs first). `DAS_PYTHON` overrides it.
 pub(crate) fn oracle_python() -> PathBuf {
