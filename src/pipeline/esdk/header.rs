@@ -329,8 +329,11 @@ fn read_suite_data<'a>(r: &mut Reader<'a>, version: u8) -> Result<Option<&'a [u8
     }
 }
 
-/// The u16-prefixed encryption context block: its bytes (the keyring's AAD) and its pairs.
-fn read_encryption_context<'a>(r: &mut Reader<'a>) -> Result<(&'a [u8], Vec<(&'a str, &'a str)>), EsdkError> {
+/// An encryption context as read: its serialized bytes (the keyring's AAD) and its pairs.
+type ContextRead<'a> = (&'a [u8], Vec<(&'a str, &'a str)>);
+
+/// The u16-prefixed encryption context block.
+fn read_encryption_context<'a>(r: &mut Reader<'a>) -> Result<ContextRead<'a>, EsdkError> {
     let len = usize::from(r.u16("encryption context length")?);
     let mut block = r.sub(len, "encryption context")?;
     let bytes = block.rest();
