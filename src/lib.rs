@@ -30,7 +30,7 @@
 //! - `batch`: one Kinesis batch end to end — archived, quarantined or retried, never lost.
 //!
 //! Front doors: `lambda` (the function's handler, feature `lambda`), `cli` (the `das` command,
-//! feature `cli`), `logging` (log setup for both), and the binaries in `src/bin/`.
+//! feature `cli`), `logging` (the Lambda's log setup), and the binaries in `src/bin/`.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

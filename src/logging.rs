@@ -1,5 +1,5 @@
-//! Log setup for the binaries: JSON lines for Lambda, plain text on stderr for the CLI. The level
-//! comes from `AWS_LAMBDA_LOG_LEVEL`, then `RUST_LOG`, then `info`.
+//! Log setup for the Lambda binary: JSON lines on stdout. The level comes from `AWS_LAMBDA_LOG_LEVEL`,
+//! then `RUST_LOG`, then `info`. (The `das` command installs no subscriber: it prints its results.)
 //!
 //! Nothing in this crate logs event contents, SQL text, bind parameters or key material; log fields
 //! are identifiers (sequence numbers, shards, resource ids), counts and error messages.
@@ -22,13 +22,5 @@ pub fn init_json() {
         .with_current_span(false)
         .with_span_list(false)
         .with_ansi(false)
-        .try_init();
-}
-
-/// Human-readable logs on stderr (the CLI: data goes to stdout).
-pub fn init_text() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(level())
-        .with_writer(std::io::stderr)
         .try_init();
 }

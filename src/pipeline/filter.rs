@@ -190,17 +190,6 @@ pub enum EventField {
 }
 
 impl EventField {
-    /// The event's JSON key.
-    pub fn json_key(self) -> &'static str {
-        match self {
-            Self::User => "dbUserName",
-            Self::Class => "class",
-            Self::Command => "command",
-            Self::Database => "databaseName",
-            Self::ClientApplication => "clientApplication",
-        }
-    }
-
     fn read<'a>(self, event: &ActivityEvent<'a>) -> Option<Cow<'a, str>> {
         match self {
             Self::User => event.db_user_name(),
