@@ -5,7 +5,7 @@ Parses the template with cfn-lint's CloudFormation YAML loader (it understands !
 also runs the SAM transform (the one CloudFormation applies at deploy time) and checks what it produces:
 SAM attaches managed policies of its own to roles it generates (AWSLambdaKinesisExecutionRole reads every
 stream), which only shows after the transform. Exits non-zero naming every violated rule. Run by
-tests/template.rs in `make test`.
+tests/it/template.rs in `make test`.
 """
 
 import copy
