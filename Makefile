@@ -20,9 +20,12 @@ demo: build ## The decoding core alone, offline: encode records for all four eng
 test: venv ## Unit, integration, official-vector, Python cross-check and property tests
 	DAS_PYTHON=$(abspath $(PYTHON)) $(CARGO) test --all-features
 
-lint: ## rustfmt check and clippy with warnings as errors
+# The library must also build without any feature: the pure decoding core alone (README, "Source tree").
+lint: ## rustfmt check; clippy and rustdoc with warnings as errors; the core built without features
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets --all-features -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --all-features
+	$(CARGO) build --lib --no-default-features
 
 bench: venv build ## Benchmarks vs the Python reference path, batch, cold start, KMS; writes bench/results.md
 	bench/run.sh

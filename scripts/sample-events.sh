@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The sample Lambda events (`make events` writes them to events/; tests/lambda_emulator.rs makes the same
+# The sample Lambda events (`make events` writes them to events/; tests/it/lambda_emulator.rs makes the same
 # shapes under moto's KMS): Aurora PostgreSQL (0x0178), Aurora MySQL (0x0378, record version 1.2), heartbeats
 # only, and a batch with one corrupted record.
 #

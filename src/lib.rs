@@ -10,7 +10,7 @@
 //!                   └──────────── pipeline/ (pure) ─────────────────────────────────────────────┘   aws/
 //! ```
 //!
-//! [`pipeline`], the pure core — no I/O, no `async`, no environment (checked by `tests/architecture.rs`
+//! [`pipeline`], the pure core — no I/O, no `async`, no environment (checked by `tests/it/architecture.rs`
 //! and by `make lint` building the library without features):
 //! - [`envelope`]: the Kinesis record JSON and the KMS encryption context of a stream.
 //! - [`esdk`]: AWS Encryption SDK messages (decrypt and encrypt) with the raw AES keyring.

@@ -1,7 +1,7 @@
 //! Log setup for the binaries: JSON lines for Lambda, plain text on stderr for the CLI.
 //!
 //! Our own level comes from `AWS_LAMBDA_LOG_LEVEL` (what Lambda's advanced logging controls set),
-//! then `RUST_LOG`, then `info`. The AWS SDK and the HTTP stack under it are capped at `info`
+//! then `RUST_LOG`, then `info` (the Lambda) or `warn` (the `das` command). The AWS SDK and the HTTP stack under it are capped at `info`
 //! whatever those say: at `debug`/`trace` they log request and response bodies, which are our archive
 //! objects (plain NDJSON when compression is off) and KMS plaintext responses. Only
 //! `DAS_AWS_SDK_LOG_LEVEL` lifts that cap, for someone debugging the wire who accepts that exposure.
@@ -31,12 +31,12 @@ const WIRE_TARGETS: [&str; 12] = [
 pub const SDK_LEVEL_VARIABLE: &str = "DAS_AWS_SDK_LOG_LEVEL";
 
 /// The filter directive for the user's level and the SDK cap, from a variable lookup.
-pub fn directive(lookup: impl Fn(&str) -> Option<String>) -> String {
+pub fn directive(lookup: impl Fn(&str) -> Option<String>, default: &str) -> String {
     let user = lookup("AWS_LAMBDA_LOG_LEVEL")
         .or_else(|| lookup("RUST_LOG"))
         .map(|v| v.trim().to_lowercase())
         .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| "info".to_owned());
+        .unwrap_or_else(|| default.to_owned());
     // The user's own directives for the wire crates are dropped: only the separate variable lifts them.
     let mut parts: Vec<String> = user
         .split(',')
@@ -69,25 +69,26 @@ fn capped(parts: &[String]) -> String {
     }
 }
 
-fn filter() -> EnvFilter {
-    EnvFilter::try_new(directive(|name| std::env::var(name).ok())).unwrap_or_else(|_| EnvFilter::new("info"))
+fn filter(default: &str) -> EnvFilter {
+    EnvFilter::try_new(directive(|name| std::env::var(name).ok(), default)).unwrap_or_else(|_| EnvFilter::new(default))
 }
 
 /// JSON logs on stdout, one object per line, as CloudWatch Logs expects from Lambda.
 pub fn init_json() {
     let _ = tracing_subscriber::fmt()
         .json()
-        .with_env_filter(filter())
+        .with_env_filter(filter("info"))
         .with_current_span(false)
         .with_span_list(false)
         .with_ansi(false)
         .try_init();
 }
 
-/// Human-readable logs on stderr (the CLI: data goes to stdout).
+/// Human-readable logs on stderr for the `das` command (its data goes to stdout): warnings and errors
+/// of the shared pipeline (a record to retry, a configuration error) unless `RUST_LOG` asks for more.
 pub fn init_text() {
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter())
+        .with_env_filter(filter("warn"))
         .with_writer(std::io::stderr)
         .try_init();
 }
@@ -97,7 +98,10 @@ mod tests {
     use super::*;
 
     fn directive_for(vars: &[(&str, &str)]) -> String {
-        directive(|name| vars.iter().find(|(n, _)| *n == name).map(|(_, v)| (*v).to_owned()))
+        directive(
+            |name| vars.iter().find(|(n, _)| *n == name).map(|(_, v)| (*v).to_owned()),
+            "info",
+        )
     }
 
     #[test]

@@ -11,7 +11,7 @@ Fn::If / Fn::Sub / Fn::Join / Fn::Split / Fn::Select computed, so every check re
 and alarm that CloudFormation would create. Nothing here calls AWS.
 
 Usage: template_check.py GROUP [template.yaml] [source-account.yaml]; GROUP is one of the keys of GROUPS.
-Exits non-zero naming every violated rule. Run by tests/template.rs in `make test`.
+Exits non-zero naming every violated rule. Run by tests/it/template.rs in `make test`.
 """
 
 import copy

@@ -1,4 +1,4 @@
-//! The code paths the fuzz targets drive, shared with `tests/fuzz_regressions.rs`.
+//! The code paths the fuzz targets drive, shared with `tests/it/fuzz_regressions.rs`.
 //!
 //! Each function takes one fuzz input and must never panic, whatever the bytes. It uses only
 //! `das_archiver` and `std`, so the main crate's regression test can include this file as a module

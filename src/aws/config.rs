@@ -10,7 +10,7 @@ use crate::aws::archive::{Compression, Layout};
 use crate::aws::batch::BatchSettings;
 use crate::aws::keys::KeyCacheLimits;
 use crate::pipeline::envelope::ResourceId;
-use crate::pipeline::filter::{FilterError, FilterSpec};
+use crate::pipeline::filter::{FilterError, FilterSpec, FILTER_LISTS};
 use crate::pipeline::record::DecodeOptions;
 
 /// A setting that cannot be used.
@@ -46,21 +46,6 @@ pub struct Settings {
     /// exactly one, every `Decrypt` names it ([`crate::aws::keys::KmsKeySource::with_key_arns`]).
     pub kms_key_arns: Vec<String>,
 }
-
-/// Each filter list with its environment variable.
-const FILTER_LISTS: [(&str, &str); 11] = [
-    ("include_users", "DAS_INCLUDE_USERS"),
-    ("exclude_users", "DAS_EXCLUDE_USERS"),
-    ("include_classes", "DAS_INCLUDE_CLASSES"),
-    ("exclude_classes", "DAS_EXCLUDE_CLASSES"),
-    ("include_commands", "DAS_INCLUDE_COMMANDS"),
-    ("exclude_commands", "DAS_EXCLUDE_COMMANDS"),
-    ("include_databases", "DAS_INCLUDE_DATABASES"),
-    ("exclude_databases", "DAS_EXCLUDE_DATABASES"),
-    ("exclude_client_applications", "DAS_EXCLUDE_CLIENT_APPLICATIONS"),
-    ("drop_fields", "DAS_DROP_FIELDS"),
-    ("redact_fields", "DAS_REDACT_FIELDS"),
-];
 
 impl Settings {
     /// Reads the process environment.
@@ -128,21 +113,13 @@ impl Settings {
         )?)
         .unwrap_or(usize::MAX);
 
-        let list = |variable: &str| lookup(variable).map(|v| FilterSpec::parse_list(&v)).unwrap_or_default();
-        let filter = FilterSpec {
+        let mut filter = FilterSpec {
             skip_heartbeats,
-            include_users: list("DAS_INCLUDE_USERS"),
-            exclude_users: list("DAS_EXCLUDE_USERS"),
-            include_classes: list("DAS_INCLUDE_CLASSES"),
-            exclude_classes: list("DAS_EXCLUDE_CLASSES"),
-            include_commands: list("DAS_INCLUDE_COMMANDS"),
-            exclude_commands: list("DAS_EXCLUDE_COMMANDS"),
-            include_databases: list("DAS_INCLUDE_DATABASES"),
-            exclude_databases: list("DAS_EXCLUDE_DATABASES"),
-            exclude_client_applications: list("DAS_EXCLUDE_CLIENT_APPLICATIONS"),
-            drop_fields: list("DAS_DROP_FIELDS"),
-            redact_fields: list("DAS_REDACT_FIELDS"),
+            ..FilterSpec::default()
         };
+        for list in &FILTER_LISTS {
+            *list.get_mut(&mut filter) = lookup(list.env).map(|v| FilterSpec::parse_list(&v)).unwrap_or_default();
+        }
         // Compile once here so a bad pattern is reported with its variable at start-up.
         crate::pipeline::filter::Filter::new(&filter).map_err(|e| filter_error(&e, &lookup))?;
 
@@ -179,8 +156,8 @@ impl Settings {
 fn filter_error(err: &FilterError, lookup: &impl Fn(&str) -> Option<String>) -> ConfigError {
     let variable = FILTER_LISTS
         .iter()
-        .find(|(list, _)| *list == err.list())
-        .map_or("DAS_FILTERS", |(_, var)| var);
+        .find(|list| list.name == err.list())
+        .map_or("DAS_FILTERS", |list| list.env);
     ConfigError {
         variable: variable.to_owned(),
         value: lookup(variable).unwrap_or_default(),

@@ -9,5 +9,6 @@ use clap::Parser;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
+    das_archiver::logging::init_text();
     das_archiver::cli::run(das_archiver::cli::Cli::parse())
 }

@@ -1,76 +1,133 @@
 //! The Lambda's filter settings as command-line flags. A flag wins over the `DAS_*` environment
 //! variable of the same setting, so `das` and the function share one configuration.
+//!
+//! The flags are built from the core's [`FILTER_LISTS`] table (name, help, environment variable), so a
+//! list added there is a flag here without another edit; this module never spells out a list itself.
+
+use clap::{Arg, ArgAction, ArgMatches, Command};
 
 use crate::aws::config::{ConfigError, Settings};
+use crate::pipeline::filter::FILTER_LISTS;
+
+/// The argument id of `--keep-heartbeats`.
+const KEEP_HEARTBEATS: &str = "keep_heartbeats";
 
 /// `--include-users`, `--exclude-classes`, … (comma-separated, case-insensitive, `*` globs).
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Debug, Clone, Default)]
 pub(super) struct FilterArgs {
-    /// Keep only these users (dbUserName patterns).
-    #[arg(long)]
-    include_users: Option<String>,
-    /// Drop these users.
-    #[arg(long)]
-    exclude_users: Option<String>,
-    /// Keep only these classes (READ, WRITE, DDL, MAIN, …).
-    #[arg(long)]
-    include_classes: Option<String>,
-    /// Drop these classes.
-    #[arg(long)]
-    exclude_classes: Option<String>,
-    /// Keep only these commands.
-    #[arg(long)]
-    include_commands: Option<String>,
-    /// Drop these commands.
-    #[arg(long)]
-    exclude_commands: Option<String>,
-    /// Keep only these databases.
-    #[arg(long)]
-    include_databases: Option<String>,
-    /// Drop these databases.
-    #[arg(long)]
-    exclude_databases: Option<String>,
-    /// Drop these client applications.
-    #[arg(long)]
-    exclude_client_applications: Option<String>,
-    /// Remove these event fields, e.g. paramList.
-    #[arg(long)]
-    drop_fields: Option<String>,
-    /// Replace these event fields by sha256:<hex> of their value, e.g. commandText.
-    #[arg(long)]
-    redact_fields: Option<String>,
+    /// Each list's flag value, in [`FILTER_LISTS`] order.
+    lists: [Option<String>; FILTER_LISTS.len()],
     /// Keep heartbeat events.
-    #[arg(long)]
     keep_heartbeats: bool,
+}
+
+impl clap::Args for FilterArgs {
+    fn augment_args(cmd: Command) -> Command {
+        let cmd = FILTER_LISTS.iter().fold(cmd, |cmd, list| {
+            // `DAS_INCLUDE_USERS` less `DAS_` is `INCLUDE_USERS`, the value name clap's derive gave.
+            let value_name = list.env.strip_prefix("DAS_").unwrap_or(list.env);
+            cmd.arg(
+                Arg::new(list.name)
+                    .long(list.flag)
+                    .value_name(value_name)
+                    .help(list.help)
+                    .action(ArgAction::Set),
+            )
+        });
+        cmd.arg(
+            Arg::new(KEEP_HEARTBEATS)
+                .long("keep-heartbeats")
+                .help("Keep heartbeat events")
+                .action(ArgAction::SetTrue),
+        )
+    }
+
+    fn augment_args_for_update(cmd: Command) -> Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl clap::FromArgMatches for FilterArgs {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        Self::from_arg_matches_mut(&mut matches.clone())
+    }
+
+    fn from_arg_matches_mut(matches: &mut ArgMatches) -> Result<Self, clap::Error> {
+        Ok(Self {
+            lists: FILTER_LISTS.map(|list| matches.remove_one::<String>(list.name)),
+            keep_heartbeats: matches.get_flag(KEEP_HEARTBEATS),
+        })
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
 }
 
 impl FilterArgs {
     /// Settings from these flags over the environment; `extra` supplies values of its own (e.g. a
     /// bucket placeholder when writing to a directory).
     pub(super) fn settings(&self, extra: &[(&str, String)]) -> Result<Settings, ConfigError> {
-        let flags: [(&str, &Option<String>); 11] = [
-            ("DAS_INCLUDE_USERS", &self.include_users),
-            ("DAS_EXCLUDE_USERS", &self.exclude_users),
-            ("DAS_INCLUDE_CLASSES", &self.include_classes),
-            ("DAS_EXCLUDE_CLASSES", &self.exclude_classes),
-            ("DAS_INCLUDE_COMMANDS", &self.include_commands),
-            ("DAS_EXCLUDE_COMMANDS", &self.exclude_commands),
-            ("DAS_INCLUDE_DATABASES", &self.include_databases),
-            ("DAS_EXCLUDE_DATABASES", &self.exclude_databases),
-            ("DAS_EXCLUDE_CLIENT_APPLICATIONS", &self.exclude_client_applications),
-            ("DAS_DROP_FIELDS", &self.drop_fields),
-            ("DAS_REDACT_FIELDS", &self.redact_fields),
-        ];
         Settings::from_lookup(|name| {
             if name == "DAS_SKIP_HEARTBEATS" && self.keep_heartbeats {
                 return Some("false".to_owned());
             }
+            let flag = || {
+                let index = FILTER_LISTS.iter().position(|list| list.env == name)?;
+                self.lists.get(index)?.clone()
+            };
             extra
                 .iter()
                 .find(|(n, _)| *n == name)
                 .map(|(_, v)| v.clone())
-                .or_else(|| flags.iter().find(|(n, _)| *n == name).and_then(|(_, v)| (*v).clone()))
+                .or_else(flag)
                 .or_else(|| std::env::var(name).ok())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        filters: FilterArgs,
+    }
+
+    fn settings(args: &[&str]) -> Settings {
+        let cli = Cli::try_parse_from(std::iter::once("das").chain(args.iter().copied())).unwrap();
+        cli.filters.settings(&[("DAS_ARCHIVE_BUCKET", "b".to_owned())]).unwrap()
+    }
+
+    #[test]
+    fn every_list_flag_fills_its_own_filter_list() {
+        for list in &FILTER_LISTS {
+            let flag = format!("--{}", list.flag);
+            let filter = settings(&[&flag, "alpha, beta"]).filter;
+            assert_eq!(list.get(&filter), ["alpha", "beta"], "{flag}");
+            let others = FILTER_LISTS.iter().filter(|other| other.name != list.name);
+            assert!(others.clone().all(|other| other.get(&filter).is_empty()), "{flag}");
+        }
+    }
+
+    #[test]
+    fn keep_heartbeats_turns_skipping_off_and_no_flag_leaves_it_on() {
+        assert!(!settings(&["--keep-heartbeats"]).filter.skip_heartbeats);
+        assert!(settings(&[]).filter.skip_heartbeats);
+    }
+
+    #[test]
+    fn a_bad_flag_value_is_reported_with_its_variable() {
+        let cli = Cli::try_parse_from(["das", "--drop-fields", "type"]).unwrap();
+        let err = cli
+            .filters
+            .settings(&[("DAS_ARCHIVE_BUCKET", "b".to_owned())])
+            .unwrap_err();
+        assert_eq!(err.variable, "DAS_DROP_FIELDS");
     }
 }

@@ -176,15 +176,20 @@ pub enum Verdict {
 
 /// The event fields the include and exclude lists look at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Field {
+pub enum EventField {
+    /// `dbUserName`.
     User,
+    /// `class`.
     Class,
+    /// `command`.
     Command,
+    /// `databaseName`.
     Database,
+    /// `clientApplication`.
     ClientApplication,
 }
 
-impl Field {
+impl EventField {
     fn read<'a>(self, event: &ActivityEvent<'a>) -> Option<Cow<'a, str>> {
         match self {
             Self::User => event.db_user_name(),
@@ -196,10 +201,154 @@ impl Field {
     }
 }
 
+/// What a filter list does with its items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListKind {
+    /// Keep only events whose field matches one of the patterns (an empty list keeps all).
+    Include(EventField),
+    /// Filter out events whose field matches one of the patterns.
+    Exclude(EventField),
+    /// Leave these top-level fields out of the output.
+    Drop,
+    /// Replace these top-level fields' values by `"sha256:<hex>"`.
+    Redact,
+}
+
+/// One filter list and every name it goes by: the one description that [`Filter::new`], the
+/// environment settings (`aws::config`) and the `das` command-line flags (`cli::filters`) derive from.
+#[derive(Debug, Clone, Copy)]
+pub struct FilterList {
+    /// The [`FilterSpec`] field, which also names the list in a [`FilterError`] (`include_users`).
+    pub name: &'static str,
+    /// The environment variable of the Lambda (`DAS_INCLUDE_USERS`): `DAS_` and the upper-case name.
+    pub env: &'static str,
+    /// The `das` flag without its dashes (`include-users`): the name with `-` for `_`.
+    pub flag: &'static str,
+    /// The flag's help line.
+    pub help: &'static str,
+    /// Include, exclude, drop or redact, and for the pattern lists the event field they look at.
+    pub kind: ListKind,
+    field: fn(&FilterSpec) -> &Vec<String>,
+    field_mut: fn(&mut FilterSpec) -> &mut Vec<String>,
+}
+
+impl FilterList {
+    /// This list's items in `spec`.
+    pub fn get<'s>(&self, spec: &'s FilterSpec) -> &'s [String] {
+        (self.field)(spec)
+    }
+
+    /// This list's items in `spec`, to fill in.
+    pub fn get_mut<'s>(&self, spec: &'s mut FilterSpec) -> &'s mut Vec<String> {
+        (self.field_mut)(spec)
+    }
+}
+
+/// One row of [`FILTER_LISTS`]: the [`FilterSpec`] field is named once and gives both accessors.
+macro_rules! filter_list {
+    ($name:ident, $env:literal, $flag:literal, $kind:expr, $help:literal) => {
+        FilterList {
+            name: stringify!($name),
+            env: $env,
+            flag: $flag,
+            help: $help,
+            kind: $kind,
+            field: |spec| &spec.$name,
+            field_mut: |spec| &mut spec.$name,
+        }
+    };
+}
+
+/// Every filter list, in the order [`Filter::new`] checks them (so the first problem reported is the
+/// same whichever way the settings came in).
+pub const FILTER_LISTS: [FilterList; 11] = {
+    use EventField::*;
+    use ListKind::*;
+    [
+        filter_list!(
+            include_users,
+            "DAS_INCLUDE_USERS",
+            "include-users",
+            Include(User),
+            "Keep only these users (dbUserName patterns)"
+        ),
+        filter_list!(
+            exclude_users,
+            "DAS_EXCLUDE_USERS",
+            "exclude-users",
+            Exclude(User),
+            "Drop these users"
+        ),
+        filter_list!(
+            include_classes,
+            "DAS_INCLUDE_CLASSES",
+            "include-classes",
+            Include(Class),
+            "Keep only these classes (READ, WRITE, DDL, MAIN, …)"
+        ),
+        filter_list!(
+            exclude_classes,
+            "DAS_EXCLUDE_CLASSES",
+            "exclude-classes",
+            Exclude(Class),
+            "Drop these classes"
+        ),
+        filter_list!(
+            include_commands,
+            "DAS_INCLUDE_COMMANDS",
+            "include-commands",
+            Include(Command),
+            "Keep only these commands"
+        ),
+        filter_list!(
+            exclude_commands,
+            "DAS_EXCLUDE_COMMANDS",
+            "exclude-commands",
+            Exclude(Command),
+            "Drop these commands"
+        ),
+        filter_list!(
+            include_databases,
+            "DAS_INCLUDE_DATABASES",
+            "include-databases",
+            Include(Database),
+            "Keep only these databases"
+        ),
+        filter_list!(
+            exclude_databases,
+            "DAS_EXCLUDE_DATABASES",
+            "exclude-databases",
+            Exclude(Database),
+            "Drop these databases"
+        ),
+        filter_list!(
+            exclude_client_applications,
+            "DAS_EXCLUDE_CLIENT_APPLICATIONS",
+            "exclude-client-applications",
+            Exclude(ClientApplication),
+            "Drop these client applications"
+        ),
+        filter_list!(
+            drop_fields,
+            "DAS_DROP_FIELDS",
+            "drop-fields",
+            Drop,
+            "Remove these event fields, e.g. paramList"
+        ),
+        filter_list!(
+            redact_fields,
+            "DAS_REDACT_FIELDS",
+            "redact-fields",
+            Redact,
+            "Replace these event fields by sha256:<hex> of their value, e.g. commandText"
+        ),
+    ]
+};
+
 /// One non-empty include or exclude list, compiled.
 #[derive(Debug, Clone)]
 struct Rule {
-    field: Field,
+    field: EventField,
     include: bool,
     patterns: Vec<WildMatch>,
 }
@@ -238,30 +387,23 @@ impl Filter {
     /// whitespace or a wildcard, a field both dropped and redacted, and on dropping or redacting
     /// `clusterId`, `instanceId` or `type` (ignoring ASCII case). The first problem found is reported.
     pub fn new(spec: &FilterSpec) -> Result<Self, FilterError> {
-        let lists: [(&'static str, &[String], Field, bool); 9] = [
-            ("include_users", &spec.include_users, Field::User, true),
-            ("exclude_users", &spec.exclude_users, Field::User, false),
-            ("include_classes", &spec.include_classes, Field::Class, true),
-            ("exclude_classes", &spec.exclude_classes, Field::Class, false),
-            ("include_commands", &spec.include_commands, Field::Command, true),
-            ("exclude_commands", &spec.exclude_commands, Field::Command, false),
-            ("include_databases", &spec.include_databases, Field::Database, true),
-            ("exclude_databases", &spec.exclude_databases, Field::Database, false),
-            (
-                "exclude_client_applications",
-                &spec.exclude_client_applications,
-                Field::ClientApplication,
-                false,
-            ),
-        ];
         let mut rules = Vec::new();
-        for (list, patterns, field, include) in lists {
-            if patterns.is_empty() {
+        for list in &FILTER_LISTS {
+            let items = list.get(spec);
+            let (field, include) = match list.kind {
+                ListKind::Include(field) => (field, true),
+                ListKind::Exclude(field) => (field, false),
+                ListKind::Drop | ListKind::Redact => {
+                    check_fields(list.name, items)?;
+                    continue;
+                }
+            };
+            if items.is_empty() {
                 continue;
             }
-            let patterns = patterns
+            let patterns = items
                 .iter()
-                .map(|pattern| compile(list, pattern))
+                .map(|pattern| compile(list.name, pattern))
                 .collect::<Result<Vec<_>, _>>()?;
             rules.push(Rule {
                 field,
@@ -269,9 +411,6 @@ impl Filter {
                 patterns,
             });
         }
-
-        check_fields("drop_fields", &spec.drop_fields)?;
-        check_fields("redact_fields", &spec.redact_fields)?;
         if let Some(field) = spec.redact_fields.iter().find(|field| {
             spec.drop_fields
                 .iter()
@@ -464,6 +603,7 @@ fn hex_digit(nibble: u8) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
     use crate::pipeline::activity::ParseLimits;
 
     const CLUSTER: &str = "cluster-4HNY5V4RRNPKKYB7ICFKE5JBQQ";
@@ -529,6 +669,23 @@ mod tests {
     const SHA_ABC: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
     const SHA_EMPTY: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
     const SHA_NATIVE: &str = "63a0e415bf1f8e4b3b09149cb3954caca6b9993c2a8bbc623e5c5c73a748ecd3";
+
+    #[test]
+    fn every_filter_list_names_its_spec_field_its_variable_and_its_flag_alike() {
+        for list in &FILTER_LISTS {
+            assert_eq!(list.env, format!("DAS_{}", list.name.to_uppercase()));
+            assert_eq!(list.flag, list.name.replace('_', "-"));
+            let mut spec = FilterSpec::default();
+            list.get_mut(&mut spec).push("x".to_owned());
+            assert_eq!(list.get(&spec), ["x"]);
+            let debug = format!("{spec:?}");
+            assert!(debug.contains(&format!("{}: [\"x\"]", list.name)), "{debug}");
+        }
+        let kinds = FILTER_LISTS.map(|list| list.kind);
+        assert_eq!(kinds.iter().filter(|k| matches!(k, ListKind::Include(_))).count(), 4);
+        assert_eq!(kinds.iter().filter(|k| matches!(k, ListKind::Exclude(_))).count(), 5);
+        assert_eq!(kinds[9..], [ListKind::Drop, ListKind::Redact]);
+    }
 
     #[test]
     fn parse_list_splits_on_commas_trims_and_drops_empty_items() {

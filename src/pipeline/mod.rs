@@ -2,7 +2,7 @@
 //! [`gunzip`] → [`activity`] → [`filter`] → [`ndjson`], with [`record`] doing one record end to end.
 //!
 //! Nothing here may do I/O, be `async`, read the environment or the clock, or name anything in
-//! `crate::aws`: the edges hand this code bytes and keys, and take bytes back. `tests/architecture.rs`
+//! `crate::aws`: the edges hand this code bytes and keys, and take bytes back. `tests/it/architecture.rs`
 //! enforces it, and `make lint` builds this folder with no crate features.
 
 pub mod activity;

@@ -9,7 +9,7 @@ use base64::Engine as _;
 use super::body::{self, FrameKind};
 use super::crypto::{self, AesGcmKey, EcdsaSigner};
 use super::footer;
-use super::header::{self, ContentType, EncryptedDataKey, HeaderFields, PUBLIC_KEY_CONTEXT_KEY};
+use super::header::{self, ContentType, EncryptedDataKey, HeaderAuth, HeaderFields, PUBLIC_KEY_CONTEXT_KEY};
 use super::suite::{Suite, SuiteId, IV_LEN, TAG_LEN};
 use super::{derive_keys, EsdkError, RawAesKeyring};
 
@@ -95,10 +95,11 @@ pub fn encrypt(plaintext: &[u8], keyring: &RawAesKeyring, options: &EncryptOptio
     // The ESDK writes an all-zero header IV; v2 headers have no IV field at all.
     let header_iv = [0u8; IV_LEN];
     let header_tag = key.seal(&header_iv, &out, &mut [])?;
-    if suite.header_version == 1 {
-        out.extend_from_slice(&header_iv);
+    HeaderAuth {
+        iv: header_iv,
+        tag: &header_tag,
     }
-    out.extend_from_slice(&header_tag);
+    .write(suite.header_version, &mut out);
 
     match content_type {
         ContentType::NonFramed => write_block(&key, &message_id, FrameKind::SingleBlock, 1, plaintext, &mut out)?,

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 /// The fuzz harness, shared with the fuzz crate.
-#[path = "../fuzz/src/lib.rs"]
+#[path = "../../fuzz/src/lib.rs"]
 #[allow(unreachable_pub)]
 mod harness;
 

@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::process::Command;
 
-mod common;
+use crate::common;
 
 fn run(program: &Path, args: &[&str]) -> (bool, String) {
     let root = env!("CARGO_MANIFEST_DIR");

@@ -1,0 +1,23 @@
+//! Every integration test, in one test binary: each former `tests/*.rs` file is a module here, so the
+//! crate is linked into one test executable instead of twelve.
+//!
+//! Run one file's tests with its module path, e.g. `cargo test --all-features --test it lambda_moto::`.
+//! A new test file goes in this directory with one more line below (`mod fault_kms;` for
+//! `tests/it/fault_kms.rs`); it reaches the shared helpers as `use crate::common;`.
+
+mod common;
+
+mod architecture;
+mod cli;
+mod das_sample;
+mod encoder_roundtrip;
+mod esdk_vectors;
+mod fault_model;
+mod fuzz_regressions;
+mod lambda_emulator;
+mod lambda_moto;
+mod moto_harness;
+mod python_oracle;
+mod redrive;
+mod sample_events;
+mod template;
