@@ -32,8 +32,15 @@ pub struct Settings {
     pub bucket: String,
     /// `DAS_ARCHIVE_PREFIX` (default `activity/`) and `DAS_COMPRESSION` (`gzip`, default, or `none`).
     pub layout: Layout,
-    /// `DAS_RESOURCE_ID`: overrides the resource id taken from the stream name.
+    /// `DAS_RESOURCE_ID`: the one database of a single-stream deployment. A batch from a DAS stream
+    /// of another id is a configuration error; a stream not named like a DAS stream gets this id.
     pub resource_id: Option<ResourceId>,
+    /// `DAS_RESOURCE_IDS`: the databases this deployment may archive (comma-separated; empty: any).
+    /// A batch from any other stream is a configuration error, retried, never archived.
+    pub resource_ids: Vec<ResourceId>,
+    /// `DAS_GIVE_UP_AFTER_SECONDS` (43200; 0 = never): a record that would be retried and arrived longer
+    /// ago than this is quarantined instead, so one stuck record never holds a shard past its retention.
+    pub give_up_after: Option<Duration>,
     /// `DAS_KEY_CACHE_MAX_ENTRIES` (1000) and `DAS_KEY_CACHE_TTL_SECONDS` (900).
     pub key_cache: KeyCacheLimits,
     /// `DAS_SKIP_HEARTBEATS` (true), the include/exclude lists, `DAS_DROP_FIELDS`, `DAS_REDACT_FIELDS`.
@@ -55,91 +62,35 @@ impl Settings {
 
     /// Reads settings through `lookup` (the environment, or a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-        let invalid = |variable: &str, value: &str, reason: &str| ConfigError {
-            variable: variable.to_owned(),
-            value: value.to_owned(),
-            reason: reason.to_owned(),
-        };
-
-        let bucket = get("DAS_ARCHIVE_BUCKET")
-            .ok_or_else(|| invalid("DAS_ARCHIVE_BUCKET", "", "required: the S3 bucket to archive into"))?;
-        let prefix = lookup("DAS_ARCHIVE_PREFIX").unwrap_or_else(|| "activity/".to_owned());
-        if prefix.starts_with('/') || prefix.contains("//") {
-            return Err(invalid(
-                "DAS_ARCHIVE_PREFIX",
-                &prefix,
-                "must not start with '/' or contain '//'",
-            ));
-        }
-        let compression = match get("DAS_COMPRESSION") {
+        let env = Reader { lookup: &lookup };
+        let bucket = env
+            .get("DAS_ARCHIVE_BUCKET")
+            .ok_or_else(|| env.invalid("DAS_ARCHIVE_BUCKET", "required: the S3 bucket to archive into"))?;
+        let compression = match env.get("DAS_COMPRESSION") {
             Some(v) => v
                 .parse::<Compression>()
-                .map_err(|e| invalid("DAS_COMPRESSION", &v, &e))?,
+                .map_err(|e| env.invalid("DAS_COMPRESSION", &e))?,
             None => Compression::Gzip,
         };
-        let resource_id = get("DAS_RESOURCE_ID")
-            .map(|v| ResourceId::parse(&v).map_err(|e| invalid("DAS_RESOURCE_ID", &v, &e.to_string())))
-            .transpose()?;
-        let number = |name: &str, default: u64, min: u64| -> Result<u64, ConfigError> {
-            match get(name) {
-                None => Ok(default),
-                Some(v) => v
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| *n >= min)
-                    .ok_or_else(|| invalid(name, &v, &format!("expected a whole number of at least {min}"))),
-            }
-        };
-        let key_cache = KeyCacheLimits {
-            max_entries: usize::try_from(number("DAS_KEY_CACHE_MAX_ENTRIES", 1000, 1)?).unwrap_or(usize::MAX),
-            ttl: Duration::from_secs(number("DAS_KEY_CACHE_TTL_SECONDS", 900, 1)?),
-        };
-        let skip_heartbeats = match get("DAS_SKIP_HEARTBEATS") {
-            None => true,
-            Some(v) => parse_bool(&v).ok_or_else(|| invalid("DAS_SKIP_HEARTBEATS", &v, "expected true or false"))?,
-        };
-        let s3_force_path_style = match get("DAS_S3_FORCE_PATH_STYLE") {
-            None => false,
-            Some(v) => {
-                parse_bool(&v).ok_or_else(|| invalid("DAS_S3_FORCE_PATH_STYLE", &v, "expected true or false"))?
-            }
-        };
-        let mut decode = DecodeOptions::default();
-        decode.max_decompressed_len = usize::try_from(number(
-            "DAS_MAX_DECOMPRESSED_BYTES",
-            decode.max_decompressed_len as u64,
-            1024,
-        )?)
-        .unwrap_or(usize::MAX);
-
-        let mut filter = FilterSpec {
-            skip_heartbeats,
-            ..FilterSpec::default()
-        };
-        for list in &FILTER_LISTS {
-            *list.get_mut(&mut filter) = lookup(list.env).map(|v| FilterSpec::parse_list(&v)).unwrap_or_default();
-        }
-        // Compile once here so a bad pattern is reported with its variable at start-up.
-        crate::pipeline::filter::Filter::new(&filter).map_err(|e| filter_error(&e, &lookup))?;
-
-        let kms_key_arns = kms_key_arns(get("DAS_KMS_KEY_ARN").as_deref()).map_err(|reason| {
-            invalid(
-                "DAS_KMS_KEY_ARN",
-                &lookup("DAS_KMS_KEY_ARN").unwrap_or_default(),
-                &reason,
-            )
-        })?;
-
+        let give_up = env.number("DAS_GIVE_UP_AFTER_SECONDS", DEFAULT_GIVE_UP_SECONDS, 0)?;
         Ok(Self {
             bucket,
-            layout: Layout { prefix, compression },
-            resource_id,
-            key_cache,
-            filter,
-            s3_force_path_style,
-            decode,
-            kms_key_arns,
+            layout: Layout {
+                prefix: archive_prefix(&env)?,
+                compression,
+            },
+            resource_id: env.resource_id("DAS_RESOURCE_ID")?,
+            resource_ids: env.resource_ids("DAS_RESOURCE_IDS")?,
+            give_up_after: (give_up > 0).then(|| Duration::from_secs(give_up)),
+            key_cache: KeyCacheLimits {
+                max_entries: usize::try_from(env.number("DAS_KEY_CACHE_MAX_ENTRIES", 1000, 1)?).unwrap_or(usize::MAX),
+                ttl: Duration::from_secs(env.number("DAS_KEY_CACHE_TTL_SECONDS", 900, 1)?),
+            },
+            filter: filter_spec(&env)?,
+            s3_force_path_style: env.flag("DAS_S3_FORCE_PATH_STYLE", false)?,
+            decode: decode_options(&env)?,
+            kms_key_arns: kms_key_arns(env.get("DAS_KMS_KEY_ARN").as_deref())
+                .map_err(|reason| env.invalid("DAS_KMS_KEY_ARN", &reason))?,
         })
     }
 
@@ -151,6 +102,151 @@ impl Settings {
             decode: self.decode.clone(),
         }
     }
+
+    /// The `DAS_*` variables among `names` that no setting reads, each with the known variable its
+    /// name is closest to (a likely typo), for a start-up warning.
+    pub fn unknown_variables(names: impl IntoIterator<Item = String>) -> Vec<(String, Option<String>)> {
+        let known = known_variables();
+        names
+            .into_iter()
+            .filter(|name| name.starts_with("DAS_") && !known.contains(name))
+            .map(|name| {
+                let closest = known
+                    .iter()
+                    .map(|k| (strsim::levenshtein(&name, k), k))
+                    .filter(|(distance, _)| *distance <= 4)
+                    .min()
+                    .map(|(_, k)| k.clone());
+                (name, closest)
+            })
+            .collect()
+    }
+}
+
+/// Give-up age of a stuck record when `DAS_GIVE_UP_AFTER_SECONDS` is not set: 12 hours, half the
+/// stream's default 24-hour retention, so a redrive is still possible from the quarantine documents.
+pub const DEFAULT_GIVE_UP_SECONDS: u64 = 43_200;
+
+/// Every variable the function and the `das` command read (the filter lists come from their table).
+fn known_variables() -> Vec<String> {
+    const OWN: [&str; 17] = [
+        "DAS_ARCHIVE_BUCKET",
+        "DAS_ARCHIVE_PREFIX",
+        "DAS_COMPRESSION",
+        "DAS_RESOURCE_ID",
+        "DAS_RESOURCE_IDS",
+        "DAS_GIVE_UP_AFTER_SECONDS",
+        "DAS_KEY_CACHE_MAX_ENTRIES",
+        "DAS_KEY_CACHE_TTL_SECONDS",
+        "DAS_SKIP_HEARTBEATS",
+        "DAS_S3_FORCE_PATH_STYLE",
+        "DAS_MAX_DECOMPRESSED_BYTES",
+        "DAS_KMS_KEY_ARN",
+        "DAS_AWS_SDK_LOG_LEVEL",
+        "DAS_WRAPPING_KEY",
+        "DAS_PYTHON",
+        "DAS_MOTO_SERVER",
+        "DAS_CARGO_LAMBDA",
+    ];
+    OWN.iter()
+        .map(|v| (*v).to_owned())
+        .chain(FILTER_LISTS.iter().map(|l| l.env.to_owned()))
+        .collect()
+}
+
+/// Reads variables through a lookup, trimmed, with errors that name the variable and its value.
+struct Reader<'a, F: Fn(&str) -> Option<String>> {
+    lookup: &'a F,
+}
+
+impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
+    /// The trimmed value, `None` when unset or blank.
+    fn get(&self, name: &str) -> Option<String> {
+        (self.lookup)(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn invalid(&self, variable: &str, reason: &str) -> ConfigError {
+        ConfigError {
+            variable: variable.to_owned(),
+            value: (self.lookup)(variable).unwrap_or_default(),
+            reason: reason.to_owned(),
+        }
+    }
+
+    fn number(&self, name: &str, default: u64, min: u64) -> Result<u64, ConfigError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n >= min)
+                .ok_or_else(|| self.invalid(name, &format!("expected a whole number of at least {min}"))),
+        }
+    }
+
+    fn flag(&self, name: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(v) => parse_bool(&v).ok_or_else(|| self.invalid(name, "expected true or false")),
+        }
+    }
+
+    fn resource_id(&self, name: &str) -> Result<Option<ResourceId>, ConfigError> {
+        self.get(name)
+            .map(|v| ResourceId::parse(&v).map_err(|e| self.invalid(name, &e.to_string())))
+            .transpose()
+    }
+
+    fn resource_ids(&self, name: &str) -> Result<Vec<ResourceId>, ConfigError> {
+        let Some(value) = self.get(name) else {
+            return Ok(Vec::new());
+        };
+        value
+            .split(',')
+            .map(str::trim)
+            .filter(|id| !id.is_empty())
+            .map(|id| ResourceId::parse(id).map_err(|e| self.invalid(name, &e.to_string())))
+            .collect()
+    }
+}
+
+/// `DAS_ARCHIVE_PREFIX`, ending in `/` (so `audit` and `audit/` name the same folder) unless empty.
+fn archive_prefix<F: Fn(&str) -> Option<String>>(env: &Reader<'_, F>) -> Result<String, ConfigError> {
+    let Some(mut prefix) = (env.lookup)("DAS_ARCHIVE_PREFIX").map(|p| p.trim().to_owned()) else {
+        return Ok("activity/".to_owned());
+    };
+    if prefix.starts_with('/') || prefix.contains("//") {
+        return Err(env.invalid("DAS_ARCHIVE_PREFIX", "must not start with '/' or contain '//'"));
+    }
+    if !prefix.is_empty() && !prefix.ends_with('/') {
+        prefix.push('/');
+    }
+    Ok(prefix)
+}
+
+/// `DAS_SKIP_HEARTBEATS` and the filter lists, compiled once so a bad pattern is reported with its
+/// variable at start-up.
+fn filter_spec<F: Fn(&str) -> Option<String>>(env: &Reader<'_, F>) -> Result<FilterSpec, ConfigError> {
+    let mut filter = FilterSpec {
+        skip_heartbeats: env.flag("DAS_SKIP_HEARTBEATS", true)?,
+        ..FilterSpec::default()
+    };
+    for list in &FILTER_LISTS {
+        *list.get_mut(&mut filter) = (env.lookup)(list.env)
+            .map(|v| FilterSpec::parse_list(&v))
+            .unwrap_or_default();
+    }
+    crate::pipeline::filter::Filter::new(&filter).map_err(|e| filter_error(&e, env.lookup))?;
+    Ok(filter)
+}
+
+fn decode_options<F: Fn(&str) -> Option<String>>(env: &Reader<'_, F>) -> Result<DecodeOptions, ConfigError> {
+    let mut decode = DecodeOptions::default();
+    let max = env.number("DAS_MAX_DECOMPRESSED_BYTES", decode.max_decompressed_len as u64, 1024)?;
+    decode.max_decompressed_len = usize::try_from(max).unwrap_or(usize::MAX);
+    Ok(decode)
 }
 
 fn filter_error(err: &FilterError, lookup: &impl Fn(&str) -> Option<String>) -> ConfigError {
@@ -228,6 +324,60 @@ mod tests {
         assert!(
             s.kms_key_arns.is_empty(),
             "the key is not pinned unless DAS_KMS_KEY_ARN is set"
+        );
+    }
+
+    #[test]
+    fn the_archive_prefix_always_ends_in_a_slash() {
+        for (given, used) in [("audit", "audit/"), ("audit/", "audit/"), (" a/b ", "a/b/"), ("", "")] {
+            let s = settings(&[("DAS_ARCHIVE_BUCKET", "b"), ("DAS_ARCHIVE_PREFIX", given)]).unwrap();
+            assert_eq!(s.layout.prefix, used, "{given:?}");
+        }
+        assert!(settings(&[("DAS_ARCHIVE_BUCKET", "b"), ("DAS_ARCHIVE_PREFIX", "/x")]).is_err());
+    }
+
+    #[test]
+    fn the_give_up_age_defaults_to_twelve_hours_and_zero_means_never() {
+        let default = settings(&[("DAS_ARCHIVE_BUCKET", "b")]).unwrap();
+        assert_eq!(default.give_up_after, Some(Duration::from_secs(43_200)));
+        let never = settings(&[("DAS_ARCHIVE_BUCKET", "b"), ("DAS_GIVE_UP_AFTER_SECONDS", "0")]).unwrap();
+        assert_eq!(never.give_up_after, None);
+        let err = settings(&[("DAS_ARCHIVE_BUCKET", "b"), ("DAS_GIVE_UP_AFTER_SECONDS", "soon")]).unwrap_err();
+        assert_eq!(err.variable, "DAS_GIVE_UP_AFTER_SECONDS");
+    }
+
+    #[test]
+    fn the_allowed_resource_ids_are_a_list_of_valid_ids() {
+        let s = settings(&[("DAS_ARCHIVE_BUCKET", "b"), ("DAS_RESOURCE_IDS", "cluster-A1, db-B2,")]).unwrap();
+        assert_eq!(
+            s.resource_ids,
+            [
+                ResourceId::Cluster("cluster-A1".into()),
+                ResourceId::Instance("db-B2".into())
+            ]
+        );
+        let err = settings(&[("DAS_ARCHIVE_BUCKET", "b"), ("DAS_RESOURCE_IDS", "cluster-A1,orders")]).unwrap_err();
+        assert_eq!(err.variable, "DAS_RESOURCE_IDS");
+        assert!(err.to_string().contains("\"orders\" is not a DAS resource id"), "{err}");
+    }
+
+    #[test]
+    fn unknown_das_variables_are_named_with_the_closest_known_one() {
+        let names = [
+            "DAS_ARCHIVE_BUCKET",
+            "DAS_ARCHIVE_BUKET",
+            "DAS_INCLUDE_USER",
+            "DAS_SOMETHING_ELSE_ENTIRELY",
+            "PATH",
+        ];
+        let unknown = Settings::unknown_variables(names.iter().map(|n| (*n).to_owned()));
+        assert_eq!(
+            unknown,
+            [
+                ("DAS_ARCHIVE_BUKET".to_owned(), Some("DAS_ARCHIVE_BUCKET".to_owned())),
+                ("DAS_INCLUDE_USER".to_owned(), Some("DAS_INCLUDE_USERS".to_owned())),
+                ("DAS_SOMETHING_ELSE_ENTIRELY".to_owned(), None),
+            ]
         );
     }
 

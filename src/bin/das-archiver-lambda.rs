@@ -18,6 +18,10 @@ use lambda_runtime::{service_fn, Error};
 async fn main() -> Result<(), Error> {
     das_archiver::logging::init_json();
     let settings = Settings::from_env()?;
+    for (name, closest) in Settings::unknown_variables(std::env::vars().map(|(name, _)| name)) {
+        let hint = closest.map(|c| format!(" (did you mean {c}?)")).unwrap_or_default();
+        tracing::warn!(variable = %name, "{name} is not a setting of das-archiver and is ignored{hint}");
+    }
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let filter = Filter::new(&settings.filter)?;
     let archiver = Archiver::new(

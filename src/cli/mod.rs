@@ -80,6 +80,10 @@ impl From<EngineArg> for Engine {
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
+    for (name, closest) in crate::aws::config::Settings::unknown_variables(std::env::vars().map(|(n, _)| n)) {
+        let hint = closest.map(|c| format!(" (did you mean {c}?)")).unwrap_or_default();
+        eprintln!("das: warning: {name} is not a setting of das-archiver and is ignored{hint}");
+    }
     let result = match cli.command {
         Command::Demo(args) => demo::demo(&args),
         Command::Decode(args) => decode::decode(&args),
