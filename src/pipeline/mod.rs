@@ -12,6 +12,9 @@ pub mod esdk;
 pub mod filter;
 pub mod gunzip;
 pub mod ndjson;
+pub mod ocsf;
+#[cfg(feature = "ocsf-parquet")]
+pub mod ocsf_parquet;
 pub mod record;
 pub mod simulate;
 pub mod utc;
