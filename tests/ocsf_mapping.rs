@@ -14,11 +14,22 @@ fn every_row_of_the_readme_activity_table_gives_its_activity_id() {
     for row in ROWS {
         let dialect = Dialect::detect(Some(row.server_type), None);
         let activity = rules::activity(dialect, Some(row.class), Some(row.command));
-        assert_eq!(activity.id(), row.activity_id, "{} {} {}", row.server_type, row.class, row.command);
+        assert_eq!(
+            activity.id(),
+            row.activity_id,
+            "{} {} {}",
+            row.server_type,
+            row.class,
+            row.command
+        );
         let mapped = map_payload(&[row_event(row)], &FilterSpec::default(), "1")
             .remove(0)
             .unwrap();
-        assert_eq!(mapped["activity_id"], row.activity_id, "{} {}", row.server_type, row.command);
+        assert_eq!(
+            mapped["activity_id"], row.activity_id,
+            "{} {}",
+            row.server_type, row.command
+        );
         assert_eq!(mapped["type_uid"], 600_500 + row.activity_id);
     }
 }
@@ -26,7 +37,9 @@ fn every_row_of_the_readme_activity_table_gives_its_activity_id() {
 #[test]
 fn the_readme_table_names_every_tested_command() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let start = readme.find("## OCSF for Amazon Security Lake").expect("the README section");
+    let start = readme
+        .find("## OCSF for Amazon Security Lake")
+        .expect("the README section");
     let section = &readme[start..];
     for row in ROWS {
         let named = section.contains(&format!("`{}`", row.command))
@@ -45,7 +58,10 @@ fn every_event_has_a_unique_uid_and_only_strings_in_unmapped() {
         let spec_marked = format!("{uid}/{}", event["metadata"]["correlation_uid"]);
         assert!(uids.insert(spec_marked), "duplicate uid {uid}");
         if let Some(unmapped) = event.get("unmapped") {
-            assert!(unmapped.as_object().unwrap().values().all(Value::is_string), "{unmapped}");
+            assert!(
+                unmapped.as_object().unwrap().values().all(Value::is_string),
+                "{unmapped}"
+            );
         }
         assert!(event["time"].is_i64());
     }
@@ -60,6 +76,9 @@ fn dropped_fields_never_reach_an_ocsf_event() {
     for event in events.into_iter().chain(map_payload(&rows, spec, "8")).flatten() {
         assert!(event.get("query_info").is_none(), "{event}");
         let text = event.to_string();
-        assert!(!text.contains("paramList") && !text.contains("SELECT abalance"), "{text}");
+        assert!(
+            !text.contains("paramList") && !text.contains("SELECT abalance"),
+            "{text}"
+        );
     }
 }

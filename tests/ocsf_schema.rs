@@ -12,8 +12,12 @@ use std::process::Command;
 #[test]
 fn every_mapped_event_validates_against_the_ocsf_1_1_0_datastore_activity_schema() {
     let events = ocsf_corpus::all_events();
-    assert!(events.iter().all(|e| e["metadata"]["version"] == "1.1.0" && e["class_uid"] == 6005));
-    assert!(events.iter().all(|e| e["metadata"]["profiles"] == serde_json::json!(["cloud"])));
+    assert!(events
+        .iter()
+        .all(|e| e["metadata"]["version"] == "1.1.0" && e["class_uid"] == 6005));
+    assert!(events
+        .iter()
+        .all(|e| e["metadata"]["profiles"] == serde_json::json!(["cloud"])));
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("events.json");
     std::fs::write(&path, serde_json::to_vec(&events).unwrap()).unwrap();

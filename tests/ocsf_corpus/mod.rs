@@ -168,7 +168,12 @@ pub(crate) fn specs() -> Vec<FilterSpec> {
         FilterSpec::default(),
         FilterSpec {
             drop_fields: vec!["paramList".into(), "commandText".into()],
-            redact_fields: vec!["dbUserName".into(), "remoteHost".into(), "remotePort".into(), "logTime".into()],
+            redact_fields: vec![
+                "dbUserName".into(),
+                "remoteHost".into(),
+                "remotePort".into(),
+                "logTime".into(),
+            ],
             ..FilterSpec::default()
         },
         FilterSpec {
@@ -193,7 +198,11 @@ pub(crate) fn all_events() -> Vec<Value> {
             assert!(mapped.last().unwrap().is_none(), "a heartbeat was mapped");
             out.extend(mapped.into_iter().flatten());
         }
-        out.extend(map_payload(&odd_events(), spec, &format!("{s}02")).into_iter().flatten());
+        out.extend(
+            map_payload(&odd_events(), spec, &format!("{s}02"))
+                .into_iter()
+                .flatten(),
+        );
     }
     out
 }
