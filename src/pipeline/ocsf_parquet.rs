@@ -14,8 +14,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow_array::RecordBatch;
-use arrow_json::ReaderBuilder;
 use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -24,7 +22,9 @@ use serde_json::Value;
 
 use crate::pipeline::utc::UtcDateTime;
 
-/// Rows decoded into one Arrow batch (and so at most one row group's worth at a time).
+mod columns;
+
+/// Rows turned into one Arrow batch at a time.
 const BATCH_ROWS: usize = 8_192;
 /// zstd level of the Parquet pages: level 3 is zstd's default speed/size balance.
 const ZSTD_LEVEL: i32 = 3;
@@ -63,11 +63,6 @@ pub fn encode(events: &[Value]) -> Result<Vec<u8>, OcsfParquetError> {
     let mut order: Vec<&Value> = events.iter().collect();
     order.sort_by_key(|event| time_of(event));
     let schema = schema();
-    let mut decoder = ReaderBuilder::new(schema.clone())
-        .with_batch_size(BATCH_ROWS)
-        .with_strict_mode(true)
-        .build_decoder()
-        .map_err(OcsfParquetError::Schema)?;
     let properties = WriterProperties::builder()
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(ZSTD_LEVEL).map_err(OcsfParquetError::Parquet)?,
@@ -77,11 +72,7 @@ pub fn encode(events: &[Value]) -> Result<Vec<u8>, OcsfParquetError> {
     let mut writer =
         ArrowWriter::try_new(Vec::new(), schema.clone(), Some(properties)).map_err(OcsfParquetError::Parquet)?;
     for chunk in order.chunks(BATCH_ROWS) {
-        decoder.serialize(chunk).map_err(OcsfParquetError::Schema)?;
-        let batch = decoder
-            .flush()
-            .map_err(OcsfParquetError::Schema)?
-            .unwrap_or_else(|| RecordBatch::new_empty(schema.clone()));
+        let batch = columns::record_batch(&schema, chunk).map_err(OcsfParquetError::Schema)?;
         writer.write(&batch).map_err(OcsfParquetError::Parquet)?;
     }
     writer.into_inner().map_err(OcsfParquetError::Parquet)
