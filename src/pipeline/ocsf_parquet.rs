@@ -4,8 +4,7 @@
 //! `ext/{source}/region={region}/accountId={account}/eventDay={YYYYMMDD}/`, each covering 5 minutes
 //! to a day of events (<https://docs.aws.amazon.com/security-lake/latest/userguide/custom-sources.html>).
 //! [`encode`] writes one object's bytes: rows sorted by `time`, nested OCSF objects as Parquet
-//! structs and `unmapped` as a `map<string,string>` (the shape of Security Lake's own OCSF tables),
-//! zstd pages. [`split_by_event_day`] and [`object_key`] place the objects; the key is deterministic,
+//! structs, `unmapped` (an object of strings) as a `map<string,string>`, zstd pages. [`split_by_event_day`] and [`object_key`] place the objects; the key is deterministic,
 //! so a retried batch rewrites the same objects instead of adding duplicates.
 //!
 //! Pure: events in, bytes and keys out. No I/O, no clock; a mapping bug that produces an attribute
@@ -45,10 +44,10 @@ pub enum OcsfParquetError {
         /// The class found (or `none`).
         found: String,
     },
-    /// An event does not fit the Parquet schema: a mapping attribute without a column. The source
-    /// is not shown, as it may quote event values.
+    /// An event does not fit the Parquet schema: an attribute without a column, or of another type.
+    /// The message names the column, never a value.
     #[error(
-        "an OCSF event does not fit the Parquet schema of das-archiver (a bug: report it with the das-archiver version)"
+        "an OCSF event does not fit the Parquet schema of das-archiver ({0}); this is a bug: report it with the das-archiver version"
     )]
     Schema(#[source] arrow_schema::ArrowError),
     /// The Parquet writer failed.
