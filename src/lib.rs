@@ -18,6 +18,7 @@
 //! - [`activity`]: the decrypted payload and its events, with lenient typed accessors.
 //! - [`filter`]: which events to archive, and which fields to drop or redact (pseudonymise).
 //! - [`ndjson`]: one self-contained output line per event.
+//! - `ocsf`: OCSF 1.1.0 Datastore Activity events for Amazon Security Lake; `ocsf_parquet` (feature `ocsf-parquet`): their Parquet objects and keys.
 //! - [`record`]: one record end to end, both ways (decode for archiving, encode for tests and load).
 //! - [`error`]: whether a failure is permanent (quarantine) or transient (retry).
 //! - [`json_error`]: JSON errors reduced to category, line and column, never quoting the input.

@@ -13,6 +13,9 @@ pub mod filter;
 pub mod gunzip;
 pub mod json_error;
 pub mod ndjson;
+pub mod ocsf;
+#[cfg(feature = "ocsf-parquet")]
+pub mod ocsf_parquet;
 pub mod record;
 pub mod simulate;
 pub mod utc;

@@ -6,6 +6,8 @@
 //! `tests/it/fault_kms.rs`); it reaches the shared helpers as `use crate::common;`.
 
 mod common;
+/// Mapped OCSF events of every engine and odd shape, shared by the OCSF tests.
+mod ocsf_corpus;
 
 mod architecture;
 mod cli;
@@ -17,6 +19,9 @@ mod fuzz_regressions;
 mod lambda_emulator;
 mod lambda_moto;
 mod moto_harness;
+mod ocsf_mapping;
+mod ocsf_parquet;
+mod ocsf_schema;
 mod python_oracle;
 mod redrive;
 mod sample_events;
