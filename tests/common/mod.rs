@@ -7,6 +7,8 @@ use std::process::Command;
 /// A local moto server for the AWS integration tests.
 #[cfg(feature = "aws")]
 pub(crate) mod moto;
+/// A test double of RDS DescribeDBClusters / DescribeDBInstances with the activity-stream fields.
+pub(crate) mod rds_double;
 
 /// The project virtualenv's Python, where the official `aws-encryption-sdk` is installed by
 /// `make venv` (which `make test` runs first). `DAS_PYTHON` overrides it.
