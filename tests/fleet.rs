@@ -111,8 +111,33 @@ fn json_line(out: &Output) -> Value {
     serde_json::from_str(ok(out).trim()).unwrap()
 }
 
-#[test]
-fn fleet_status_gives_each_database_the_verdict_of_its_stream_mapping_and_newest_archive() {
+/// `das fleet attach` of `function` to `resource_id`'s stream: its JSON summary.
+fn attach(moto: &Moto, rds: &RdsDouble, resource_id: &str, function: &str) -> Value {
+    let args = [
+        "fleet",
+        "attach",
+        "--resource-id",
+        resource_id,
+        "--function",
+        function,
+        "--bucket",
+        BUCKET,
+    ];
+    json_line(&das(moto, rds, &args))
+}
+
+fn detach(moto: &Moto, rds: &RdsDouble, resource_id: &str, function: &str) -> Output {
+    das(
+        moto,
+        rds,
+        &["fleet", "detach", "--resource-id", resource_id, "--function", function],
+    )
+}
+
+/// Five databases, one of each verdict, and an Aurora member instance: started and read with a
+/// fresh archive (OK), started and read with nothing archived (SILENT), stopped with a mapping left
+/// (STOPPED), stopped and unread (IDLE), started and unread (NOTARCHIVED).
+fn fleet_of_five() -> (Moto, RdsDouble) {
     let moto = Moto::start();
     let mut member = FakeDb::instance("orders-1", "db-MEMBER", None);
     member.member_of = Some("orders".into());
@@ -124,27 +149,10 @@ fn fleet_status_gives_each_database_the_verdict_of_its_stream_mapping_and_newest
         FakeDb::instance("ledger", "db-NOTARCHIVED", Some("started")),
         member,
     ]);
-    fixture(
-        &moto,
-        &[FUNCTION],
-        &["cluster-OK", "cluster-SILENT", "cluster-STOPPED", "db-NOTARCHIVED"],
-    );
+    let streams = ["cluster-OK", "cluster-SILENT", "cluster-STOPPED", "db-NOTARCHIVED"];
+    fixture(&moto, &[FUNCTION], &streams);
     for id in ["cluster-OK", "cluster-SILENT", "cluster-STOPPED"] {
-        let attached = json_line(&das(
-            &moto,
-            &rds,
-            &[
-                "fleet",
-                "attach",
-                "--resource-id",
-                id,
-                "--function",
-                FUNCTION,
-                "--bucket",
-                BUCKET,
-            ],
-        ));
-        assert_eq!(attached["action"], "attached", "{id}");
+        assert_eq!(attach(&moto, &rds, id, FUNCTION)["action"], "attached", "{id}");
     }
     // The newest partition holds the newest object; older days and hours are never listed.
     put_objects(
@@ -157,17 +165,23 @@ fn fleet_status_gives_each_database_the_verdict_of_its_stream_mapping_and_newest
             "activity/quarantine/cluster-SILENT/dt=2026-12-01/shardId-000000000000-5.json",
         ],
     );
+    (moto, rds)
+}
 
-    let out = das(
-        &moto,
-        &rds,
-        &["fleet", "status", "--json", "--function", FUNCTION, "--bucket", BUCKET],
-    );
-    let rows: BTreeMap<String, Value> = ok(&out)
+/// `das fleet status --json`, by resource id.
+fn status_rows(moto: &Moto, rds: &RdsDouble) -> BTreeMap<String, Value> {
+    let args = ["fleet", "status", "--json", "--function", FUNCTION, "--bucket", BUCKET];
+    ok(&das(moto, rds, &args))
         .lines()
         .map(|line| serde_json::from_str::<Value>(line).unwrap())
         .map(|row| (row["resource_id"].as_str().unwrap().to_owned(), row))
-        .collect();
+        .collect()
+}
+
+#[test]
+fn fleet_status_gives_each_database_the_verdict_of_its_stream_mapping_and_newest_archive() {
+    let (moto, rds) = fleet_of_five();
+    let rows = status_rows(&moto, &rds);
     let verdicts: BTreeMap<&str, &str> = rows
         .iter()
         .map(|(id, r)| (id.as_str(), r["verdict"].as_str().unwrap()))
@@ -208,7 +222,11 @@ fn fleet_status_gives_each_database_the_verdict_of_its_stream_mapping_and_newest
     );
     assert!(rows["db-NOTARCHIVED"]["mapping_state"].is_null());
     assert_eq!(rows["cluster-IDLE"]["activity_stream_status"], "stopped");
+}
 
+#[test]
+fn fleet_status_without_json_prints_one_table_line_per_database_and_no_color_off_a_terminal() {
+    let (moto, rds) = fleet_of_five();
     let table = ok(&das(
         &moto,
         &rds,
@@ -218,37 +236,13 @@ fn fleet_status_gives_each_database_the_verdict_of_its_stream_mapping_and_newest
     assert_eq!(table.lines().count(), 6, "{table}");
     assert!(
         table.contains("archived-but-stopped") && !table.contains('\u{1b}'),
-        "no color off a terminal: {table}"
+        "{table}"
     );
 }
 
-#[test]
-fn attach_creates_the_template_s_mapping_once_and_detach_removes_only_the_function_s_own() {
-    let moto = Moto::start();
-    let rds = RdsDouble::start(vec![FakeDb::cluster("orders", "cluster-A", Some("started"))]);
-    fixture(&moto, &[FUNCTION, "someone-else"], &["cluster-A"]);
-    let attach = [
-        "fleet",
-        "attach",
-        "--resource-id",
-        "cluster-A",
-        "--function",
-        FUNCTION,
-        "--bucket",
-        BUCKET,
-    ];
-
-    let first = json_line(&das(&moto, &rds, &attach));
-    assert_eq!(first["action"], "attached");
-    assert_eq!(first["stream_arn"], stream_arn("cluster-A"));
-    let again = json_line(&das(&moto, &rds, &attach));
-    assert_eq!(again["action"], "already-attached");
-    assert_eq!(again["mappings"], first["mappings"]);
-
-    let mappings = moto_mappings(&moto);
-    assert_eq!(mappings.len(), 1, "{mappings:?}");
-    let m = &mappings[0];
-    assert_eq!(m["EventSourceArn"], stream_arn("cluster-A"));
+/// The mapping has the template's settings (template.yaml, `ActivityStream&{Id}`).
+fn assert_template_mapping(m: &Value, stream: &str) {
+    assert_eq!(m["EventSourceArn"], stream);
     assert_eq!(m["BatchSize"], 1000);
     assert_eq!(m["MaximumBatchingWindowInSeconds"], 60);
     assert_eq!(m["BisectBatchOnFunctionError"], true);
@@ -263,20 +257,28 @@ fn attach_creates_the_template_s_mapping_once_and_detach_removes_only_the_functi
         m["DestinationConfig"]["OnFailure"]["Destination"],
         "arn:aws:s3:::archive"
     );
+}
 
-    let other = [
-        "fleet",
-        "attach",
-        "--resource-id",
-        "cluster-A",
-        "--function",
-        "someone-else",
-        "--bucket",
-        BUCKET,
-    ];
-    assert_eq!(json_line(&das(&moto, &rds, &other))["action"], "attached");
-    let detach = ["fleet", "detach", "--resource-id", "cluster-A", "--function", FUNCTION];
-    let detached = json_line(&das(&moto, &rds, &detach));
+#[test]
+fn attach_creates_the_template_s_mapping_once_and_detach_removes_only_the_function_s_own() {
+    let moto = Moto::start();
+    let rds = RdsDouble::start(vec![FakeDb::cluster("orders", "cluster-A", Some("started"))]);
+    fixture(&moto, &[FUNCTION, "someone-else"], &["cluster-A"]);
+
+    let first = attach(&moto, &rds, "cluster-A", FUNCTION);
+    assert_eq!(first["action"], "attached");
+    assert_eq!(first["stream_arn"], stream_arn("cluster-A"));
+    let again = attach(&moto, &rds, "cluster-A", FUNCTION);
+    assert_eq!(
+        (&again["action"], &again["mappings"]),
+        (&Value::from("already-attached"), &first["mappings"])
+    );
+    let mappings = moto_mappings(&moto);
+    assert_eq!(mappings.len(), 1, "{mappings:?}");
+    assert_template_mapping(&mappings[0], &stream_arn("cluster-A"));
+
+    assert_eq!(attach(&moto, &rds, "cluster-A", "someone-else")["action"], "attached");
+    let detached = json_line(&detach(&moto, &rds, "cluster-A", FUNCTION));
     assert_eq!(
         (&detached["action"], &detached["mappings"]),
         (&Value::from("detached"), &first["mappings"])
@@ -290,21 +292,22 @@ fn attach_creates_the_template_s_mapping_once_and_detach_removes_only_the_functi
             .ends_with(":function:someone-else"),
         "{left:?}"
     );
-    assert_eq!(json_line(&das(&moto, &rds, &detach))["action"], "not-attached");
-
-    let unknown = das(
-        &moto,
-        &rds,
-        &[
-            "fleet",
-            "detach",
-            "--resource-id",
-            "cluster-NOPE",
-            "--function",
-            FUNCTION,
-        ],
+    assert_eq!(
+        json_line(&detach(&moto, &rds, "cluster-A", FUNCTION))["action"],
+        "not-attached"
     );
+}
+
+#[test]
+fn attach_or_detach_of_an_unknown_resource_id_fails_saying_where_ids_are_listed() {
+    let moto = Moto::start();
+    let rds = RdsDouble::start(vec![FakeDb::cluster("orders", "cluster-A", Some("started"))]);
+    let unknown = detach(&moto, &rds, "cluster-NOPE", FUNCTION);
     assert_eq!(unknown.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&unknown.stderr)
-        .contains("no DB cluster or instance of this region has resource id cluster-NOPE"));
+    let message = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        message.contains("no DB cluster or instance of this region has resource id cluster-NOPE")
+            && message.contains("das fleet status"),
+        "{message}"
+    );
 }
