@@ -62,7 +62,7 @@ struct StatusArgs {
     prefix: String,
     /// A followed, started stream whose newest archived object is older than this is "silent".
     #[arg(long, default_value_t = 10)]
-    silent_minutes: i64,
+    silent_minutes: u32,
 }
 
 #[derive(Debug, clap::Args)]
@@ -130,7 +130,7 @@ async fn status(args: &StatusArgs) -> Result<ExitCode, String> {
         .collect()
         .await;
     let now = now_secs();
-    let silent_after = args.silent_minutes.saturating_mul(60);
+    let silent_after = i64::from(args.silent_minutes) * 60;
     let mut rows = Vec::with_capacity(databases.len());
     for (db, archived) in databases.iter().zip(archives) {
         rows.push(model::row(db, &mappings, archived?.as_ref(), now, silent_after));
@@ -145,6 +145,7 @@ async fn status(args: &StatusArgs) -> Result<ExitCode, String> {
         let flagged = rows.iter().filter(|r| r.verdict.is_flagged()).count();
         eprintln!("{} database(s), {flagged} flagged", rows.len());
     }
+    // The verdicts are data, not a failure of the command: scripts read them from --json.
     Ok(ExitCode::SUCCESS)
 }
 
