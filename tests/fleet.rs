@@ -311,3 +311,63 @@ fn attach_or_detach_of_an_unknown_resource_id_fails_saying_where_ids_are_listed(
         "{message}"
     );
 }
+
+/// `%XX`-decoding of a query value.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = (bytes[i] == b'%')
+            .then(|| text.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match hex {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn fleet_status_lists_only_the_newest_day_and_hour_of_an_archive() {
+    let (moto, rds) = fleet_of_five();
+    moto.start_recording();
+    status_rows(&moto, &rds);
+    moto.stop_recording();
+    let listings: Vec<String> = moto
+        .recorded_requests()
+        .iter()
+        .filter_map(|r| r["url"].as_str())
+        .filter(|url| url.contains("list-type=2") && url.contains("cluster-OK"))
+        .map(|url| {
+            let query = url.split_once('?').map_or("", |(_, q)| q);
+            let field = |name: &str| {
+                query
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+                    .map(percent_decode)
+            };
+            format!(
+                "{} {}",
+                field("prefix").unwrap_or_default(),
+                field("delimiter").unwrap_or_default()
+            )
+        })
+        .collect();
+    assert_eq!(
+        listings,
+        [
+            "activity/cluster-OK/ /",
+            "activity/cluster-OK/dt=2026-12-01/ /",
+            "activity/cluster-OK/dt=2026-12-01/hour=05/ ",
+        ]
+    );
+}
