@@ -6,6 +6,7 @@
 mod decode;
 mod demo;
 mod filters;
+mod fleet;
 mod redrive;
 mod replay;
 mod simulate;
@@ -21,6 +22,7 @@ use zeroize::Zeroizing;
 use crate::pipeline::simulate::Engine;
 use decode::DecodeArgs;
 use demo::DemoArgs;
+use fleet::FleetArgs;
 use redrive::RedriveArgs;
 use replay::ReplayArgs;
 use simulate::SimulateArgs;
@@ -57,6 +59,9 @@ enum Command {
     Redrive(RedriveArgs),
     /// Start, stop or show an RDS database activity stream (what the console does).
     Stream(StreamArgs),
+    /// Every database of a region with its activity stream, archiver mapping and last archived
+    /// object; attach or detach the archiver's event-source mapping.
+    Fleet(FleetArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -92,6 +97,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Replay(args) => block_on(replay::replay(&args)),
         Command::Redrive(args) => block_on(redrive::redrive(&args)),
         Command::Stream(args) => block_on(stream::stream(&args)),
+        Command::Fleet(args) => block_on(fleet::fleet(&args)),
     };
     match result {
         Ok(code) => code,

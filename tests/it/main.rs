@@ -15,6 +15,7 @@ mod das_sample;
 mod encoder_roundtrip;
 mod esdk_vectors;
 mod fault_model;
+mod fleet;
 mod fuzz_regressions;
 mod lambda_emulator;
 mod lambda_moto;

@@ -7,6 +7,8 @@ use std::process::Command;
 /// A local moto server for the AWS integration tests.
 #[cfg(feature = "aws")]
 pub(crate) mod moto;
+/// A test double of RDS DescribeDBClusters / DescribeDBInstances with the activity-stream fields.
+pub(crate) mod rds_double;
 
 /// A fault-injecting proxy in front of moto (KMS and S3 errors as AWS sends them, slow or no answers).
 #[cfg(feature = "aws")]

@@ -175,6 +175,11 @@ impl Moto {
         self.control("POST", "/moto-api/recorder/start-recording");
     }
 
+    /// Stops recording; what was recorded stays.
+    pub(crate) fn stop_recording(&self) {
+        self.control("POST", "/moto-api/recorder/stop-recording");
+    }
+
     /// Erases what was recorded so far; recording stays on or off as it was.
     pub(crate) fn reset_recording(&self) {
         self.control("POST", "/moto-api/recorder/reset-recording");
