@@ -11,11 +11,13 @@
 //!    records before the retry point only;
 //! 5. write objects — all at once;
 //! 6. retry point — the first record that failed transiently, or that a failed write held;
-//! 7. summary — the metrics and one log line.
+//! 7. metrics — counted after the writes;
+//! 8. summary — the batch's answer and its one log line.
 //!
 //! This is the one place that decides permanent versus transient; failures stay typed until the
 //! quarantine document or a log line writes them down. It talks to AWS only through the
-//! [`DataKeySource`] and [`Sink`] traits, and never writes a record at or after the retry point.
+//! [`DataKeySource`] and [`Sink`] traits, and never writes a record at or after the first
+//! transient failure.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -257,51 +259,40 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
     /// Processes one batch. Never panics; never reports a record done that was not written.
     pub async fn process(&self, batch: Batch) -> BatchOutcome {
         let before = self.keys.stats();
-        let resource = match self.resource_id(&batch) {
-            Ok(resource) => resource,
-            Err(message) => {
-                // Without a resource id there is no encryption context: a deployment error that a
-                // retry after fixing it will clear, so nothing is quarantined.
-                tracing::error!(error = %message, "cannot tell which database this stream belongs to; set DAS_RESOURCE_ID");
-                return retry_everything(&batch, None);
-            }
+        let Some(resource) = self.resource_id(&batch) else {
+            return retry_everything(&batch, None);
         };
-        let envelopes: Vec<_> = batch
-            .records
-            .iter()
-            .map(|r| parse_envelope(r.data.as_deref()))
-            .collect();
+        let envelopes = parse_envelopes(&batch);
         let keyrings = self.fetch_keys(&envelopes, &resource).await;
         let Some(fates) = self.decode_all(envelopes, &keyrings).await else {
             return retry_everything(&batch, Some(resource));
         };
         // Nothing at or after the first transient failure may be written: Kinesis retries from it.
-        let retry_point = fates.iter().position(|f| matches!(f, Fate::Transient(_)));
-        let settled = fates.get(..retry_point.unwrap_or(fates.len())).unwrap_or_default();
+        let first_transient = fates.iter().position(|f| matches!(f, Fate::Transient(_)));
+        let settled = fates.get(..first_transient.unwrap_or(fates.len())).unwrap_or_default();
         let plan = self.plan_writes(&batch, &resource, settled);
         let written = self.write_objects(plan).await;
-        let retry = retry_point_of(&fates, retry_point, written.first_failed);
+        let retry = retry_point(&fates, first_transient, written.first_failed);
         let metrics = self.metrics(&batch, settled, &written, retry, before);
-        let retry_from = retry
-            .and_then(|i| batch.records.get(i))
-            .map(|r| r.sequence_number.clone());
-        log_summary(&resource, &metrics, retry_from.as_deref());
-        BatchOutcome {
-            resource_id: Some(resource),
-            retry_from,
-            metrics,
-        }
+        summary(&batch, resource, metrics, retry)
     }
 
-    fn resource_id(&self, batch: &Batch) -> Result<ResourceId, String> {
+    /// The database the batch belongs to: configured, or named by the stream. Without it there is
+    /// no encryption context; that is a deployment error which a retry after fixing it will clear,
+    /// so the batch is retried and nothing is quarantined.
+    fn resource_id(&self, batch: &Batch) -> Option<ResourceId> {
         if let Some(id) = &self.settings.resource_id {
-            return Ok(id.clone());
+            return Some(id.clone());
         }
-        let arn = batch
-            .event_source_arn
-            .as_deref()
-            .ok_or("the event has no eventSourceARN")?;
-        ResourceId::from_stream(arn).map_err(|e| e.to_string())
+        let found = match batch.event_source_arn.as_deref() {
+            Some(arn) => ResourceId::from_stream(arn).map_err(|e| e.to_string()),
+            None => Err("the event has no eventSourceARN".to_owned()),
+        };
+        found
+            .map_err(|message| {
+                tracing::error!(error = %message, "cannot tell which database this stream belongs to; set DAS_RESOURCE_ID");
+            })
+            .ok()
     }
 
     /// One lookup per distinct key blob, all at once; DAS reuses a data key for many records.
@@ -473,9 +464,18 @@ fn group_by_hour(batch: &Batch, settled: &[Fate]) -> BTreeMap<(i64, u32, u32, u3
     groups
 }
 
+/// Every record's envelope, in order.
+fn parse_envelopes(batch: &Batch) -> Vec<Result<Envelope, DecodeFailure>> {
+    batch
+        .records
+        .iter()
+        .map(|r| parse_envelope(r.data.as_deref()))
+        .collect()
+}
+
 /// The record Kinesis must retry from: the first transient failure or the first record held by
 /// a failed write, whichever comes first.
-fn retry_point_of(fates: &[Fate], first_transient: Option<usize>, first_failed: Option<usize>) -> Option<usize> {
+fn retry_point(fates: &[Fate], first_transient: Option<usize>, first_failed: Option<usize>) -> Option<usize> {
     if let Some(Fate::Transient(failure)) = first_transient.and_then(|i| fates.get(i)) {
         tracing::warn!(error = %failure, "a record could not be finished now; Kinesis will retry from it");
     }
@@ -499,8 +499,11 @@ fn retry_everything(batch: &Batch, resource_id: Option<ResourceId>) -> BatchOutc
     }
 }
 
-/// The one log line per batch.
-fn log_summary(resource: &ResourceId, metrics: &BatchMetrics, retry_from: Option<&str>) {
+/// The batch's answer, and its one log line.
+fn summary(batch: &Batch, resource: ResourceId, metrics: BatchMetrics, retry: Option<usize>) -> BatchOutcome {
+    let retry_from = retry
+        .and_then(|i| batch.records.get(i))
+        .map(|r| r.sequence_number.clone());
     tracing::info!(
         resource_id = %resource,
         records_in = metrics.records_in,
@@ -511,9 +514,14 @@ fn log_summary(resource: &ResourceId, metrics: &BatchMetrics, retry_from: Option
         records_retried = metrics.records_retried,
         kms_calls = metrics.kms_calls,
         objects_written = metrics.objects_written,
-        retry_from = retry_from.unwrap_or(""),
+        retry_from = retry_from.as_deref().unwrap_or(""),
         "batch done"
     );
+    BatchOutcome {
+        resource_id: Some(resource),
+        retry_from,
+        metrics,
+    }
 }
 
 #[cfg(test)]
@@ -801,6 +809,46 @@ mod tests {
             (None, 9, 0)
         );
         assert!(archiver.sink().objects().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_shared_decoder_keeps_record_order_and_types_each_failure() {
+        let good = records(2, 0.0);
+        let envelope = |data: &Option<Vec<u8>>| Envelope::parse(data.as_ref().unwrap()).unwrap();
+        let mut unknown = envelope(&good[1].data);
+        unknown.key_blob = b"never-looked-up".to_vec();
+        let mut rejected = envelope(&good[1].data);
+        rejected.key_blob = b"rejected".to_vec();
+        let keyrings: Keyrings = [
+            (b"key-blob".to_vec(), Ok(Arc::new(RawAesKeyring::das(&KEY).unwrap()))),
+            (
+                b"rejected".to_vec(),
+                Err(Arc::new(KeyError::Rejected {
+                    resource: "cluster-TEST1".into(),
+                    code: "InvalidCiphertextException".into(),
+                    message: "no".into(),
+                })),
+            ),
+        ]
+        .into_iter()
+        .collect();
+        let envelopes = vec![
+            Ok(envelope(&good[0].data)),
+            parse_envelope(None),
+            Ok(unknown),
+            Ok(rejected),
+        ];
+        let filter = Arc::new(Filter::new(&skip_heartbeats()).unwrap());
+        let decoded = decode_records(envelopes, &keyrings, &filter, &DecodeOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(decoded.len(), 4);
+        assert_eq!(decoded[0].as_ref().unwrap().kept, 3);
+        assert!(matches!(decoded[1], Err(DecodeFailure::NotBase64)));
+        assert!(
+            matches!(&decoded[2], Err(f @ DecodeFailure::KeyNotLookedUp) if f.failure_kind() == FailureKind::Transient)
+        );
+        assert!(matches!(&decoded[3], Err(f @ DecodeFailure::Key(_)) if f.failure_kind() == FailureKind::Permanent));
     }
 
     #[tokio::test]
