@@ -26,12 +26,11 @@ use base64::Engine as _;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use das_archiver::activity::{ActivityRecord, ParseLimits};
 use das_archiver::archive::{Compression, Layout};
-use das_archiver::batch::render_record;
 use das_archiver::envelope::Envelope;
 use das_archiver::esdk::{decrypt, DecryptOptions, Message, RawAesKeyring};
 use das_archiver::filter::{Filter, FilterSpec};
 use das_archiver::gunzip::gunzip;
-use das_archiver::record::{self, DecodeOptions, EncodeOptions};
+use das_archiver::record::{self, render_record, DecodeOptions, EncodeOptions};
 use das_archiver::simulate::{Engine, Simulator};
 
 const KEY: [u8; 32] = [0x24; 32];

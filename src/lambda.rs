@@ -12,7 +12,7 @@ use lambda_runtime::LambdaEvent;
 use serde::Deserialize;
 
 use crate::aws::archive::Sink;
-use crate::aws::batch::{emf_line, Archiver, Batch, BatchOutcome, InputRecord};
+use crate::aws::batch::{Archiver, Batch, BatchMetrics, BatchOutcome, InputRecord};
 use crate::aws::keys::DataKeySource;
 
 /// A Kinesis event as Lambda delivers it, with only the fields the archiver uses.
@@ -106,4 +106,60 @@ pub fn response(outcome: &BatchOutcome) -> KinesisEventResponse {
         response.add_failure(sequence.clone());
     }
     response
+}
+
+/// The CloudWatch Embedded Metric Format line for a batch's metrics (namespace `DasArchiver`).
+pub fn emf_line(metrics: &BatchMetrics, resource: &str, timestamp_millis: u64) -> String {
+    let names = [
+        ("RecordsIn", "Count"),
+        ("EventsArchived", "Count"),
+        ("EventsFiltered", "Count"),
+        ("HeartbeatsSkipped", "Count"),
+        ("RecordsQuarantined", "Count"),
+        ("RecordsRetried", "Count"),
+        ("KmsCalls", "Count"),
+        ("KeyCacheHits", "Count"),
+        ("BytesWritten", "Bytes"),
+        ("ObjectsWritten", "Count"),
+    ];
+    let mut doc = serde_json::to_value(metrics).unwrap_or_default();
+    if let Some(map) = doc.as_object_mut() {
+        map.insert("ResourceId".into(), resource.into());
+        map.insert(
+            "_aws".into(),
+            serde_json::json!({
+                "Timestamp": timestamp_millis,
+                "CloudWatchMetrics": [{
+                    "Namespace": "DasArchiver",
+                    "Dimensions": [["ResourceId"]],
+                    "Metrics": names.iter().map(|(n, u)| serde_json::json!({"Name": n, "Unit": u})).collect::<Vec<_>>(),
+                }],
+            }),
+        );
+    }
+    doc.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_emf_line_declares_every_metric() {
+        let line = emf_line(
+            &BatchMetrics {
+                records_in: 3,
+                ..Default::default()
+            },
+            "cluster-A",
+            1,
+        );
+        let doc: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(doc["RecordsIn"], 3);
+        assert_eq!(doc["ResourceId"], "cluster-A");
+        let declared = doc["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().unwrap();
+        for metric in declared {
+            assert!(doc.get(metric["Name"].as_str().unwrap()).is_some(), "{metric}");
+        }
+    }
 }

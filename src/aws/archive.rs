@@ -11,6 +11,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use base64::Engine as _;
 
 use crate::pipeline::envelope::ResourceId;
 use crate::pipeline::error::{Classify, FailureKind};
@@ -35,6 +36,30 @@ impl std::str::FromStr for Compression {
             other => Err(format!("{other:?} is not a compression; use gzip or none")),
         }
     }
+}
+
+/// A record on its way to quarantine, in plain fields, so that writing it needs nothing from the
+/// batch that decided its fate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QuarantinedRecord<'a> {
+    /// Why it was quarantined, for a person to read.
+    pub reason: &'a str,
+    /// The kind of failure, e.g. `permanent`.
+    pub error_kind: &'a str,
+    /// The database the stream belongs to.
+    pub resource_id: &'a str,
+    /// The stream's ARN, when the event named it.
+    pub event_source_arn: Option<&'a str>,
+    /// Kinesis shard id.
+    pub shard_id: &'a str,
+    /// Kinesis sequence number.
+    pub sequence_number: &'a str,
+    /// Kinesis partition key.
+    pub partition_key: &'a str,
+    /// Approximate arrival time, Unix seconds: it names the object's `dt=` partition.
+    pub arrival_seconds: f64,
+    /// The raw (still encrypted) record data, or `None` if it was not even base64.
+    pub data: Option<&'a [u8]>,
 }
 
 /// Names and encodes the objects of one archive.
@@ -95,6 +120,32 @@ impl Layout {
             safe(shard),
             safe(sequence)
         )
+    }
+
+    /// The quarantine document of one record, under its [`Layout::quarantine_key`]: the reason, the
+    /// Kinesis metadata and the raw record, base64 (never decrypted, so no key material or SQL).
+    pub fn quarantine_object(&self, record: &QuarantinedRecord<'_>) -> Object {
+        let arrival = UtcDateTime::from_unix_seconds(record.arrival_seconds);
+        let key = self.quarantine_key(record.resource_id, &arrival, record.shard_id, record.sequence_number);
+        let document = serde_json::json!({
+            "error": record.reason,
+            "errorKind": record.error_kind,
+            "resourceId": record.resource_id,
+            "kinesis": {
+                "eventSourceARN": record.event_source_arn,
+                "shardId": record.shard_id,
+                "sequenceNumber": record.sequence_number,
+                "partitionKey": record.partition_key,
+                "approximateArrivalTimestamp": record.arrival_seconds,
+            },
+            "data": record.data.map(|d| base64::engine::general_purpose::STANDARD.encode(d)),
+        });
+        Object {
+            key,
+            body: serde_json::to_vec_pretty(&document).unwrap_or_default(),
+            content_type: "application/json",
+            content_encoding: None,
+        }
     }
 
     /// An archive object holding `ndjson` lines, compressed as configured.
@@ -406,6 +457,47 @@ mod tests {
         assert_eq!(
             l.quarantine_key("..", &at, "../x", "a/b"),
             "activity/quarantine/__/dt=1970-01-01/.._x-a_b.json"
+        );
+    }
+
+    #[test]
+    fn a_quarantine_document_keeps_the_reason_the_kinesis_metadata_and_the_raw_record() {
+        let record = QuarantinedRecord {
+            reason: "not a DAS record",
+            error_kind: "permanent",
+            resource_id: "cluster-A",
+            event_source_arn: Some("arn:aws:kinesis:us-east-1:1:stream/aws-rds-das-cluster-A"),
+            shard_id: "shardId-000000000001",
+            sequence_number: "42",
+            partition_key: "pk",
+            arrival_seconds: 1_795_314_600.5,
+            data: Some(b"raw"),
+        };
+        let object = layout(Compression::Gzip).quarantine_object(&record);
+        assert_eq!(
+            object.key,
+            "activity/quarantine/cluster-A/dt=2026-11-22/shardId-000000000001-42.json"
+        );
+        assert_eq!(
+            (object.content_type, object.content_encoding),
+            ("application/json", None)
+        );
+        let doc: serde_json::Value = serde_json::from_slice(&object.body).unwrap();
+        assert_eq!(
+            doc,
+            serde_json::json!({
+                "error": "not a DAS record",
+                "errorKind": "permanent",
+                "resourceId": "cluster-A",
+                "kinesis": {
+                    "eventSourceARN": "arn:aws:kinesis:us-east-1:1:stream/aws-rds-das-cluster-A",
+                    "shardId": "shardId-000000000001",
+                    "sequenceNumber": "42",
+                    "partitionKey": "pk",
+                    "approximateArrivalTimestamp": 1_795_314_600.5,
+                },
+                "data": "cmF3",
+            })
         );
     }
 

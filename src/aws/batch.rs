@@ -1,29 +1,41 @@
 //! One batch of Kinesis records end to end: the rule is that every input record is archived,
 //! quarantined with its reason, or reported for retry — never lost, never reported done unwritten.
 //!
-//! The flow: parse every envelope → fetch the distinct data keys (cached, concurrently) → decode,
-//! filter and format every record in parallel on the CPU (each inside `catch_unwind`) → write one
-//! object per arrival date-hour plus one quarantine object per bad record → report the first record
-//! that must be retried. This is the one place that decides permanent versus transient; it talks to
-//! AWS only through the [`DataKeySource`] and [`Sink`] traits.
+//! [`Archiver::process`] runs these steps, each its own function:
+//! 1. parse envelopes — every record's DAS record JSON ([`parse_envelope`]);
+//! 2. fetch keys — the distinct data keys, cached, concurrently;
+//! 3. decode all — decrypt, filter and format every record in parallel on the CPU, each inside
+//!    `catch_unwind` ([`decode_records`], shared with `das tail`), giving each record its fate:
+//!    decoded, permanent (quarantine) or transient (retry);
+//! 4. plan writes — one object per arrival date-hour, one quarantine object per bad record, for the
+//!    records before the retry point only;
+//! 5. write objects — all at once;
+//! 6. retry point — the first record that failed transiently, or that a failed write held;
+//! 7. metrics — counted after the writes;
+//! 8. summary — the batch's answer and its one log line.
+//!
+//! This is the one place that decides permanent versus transient; failures stay typed until the
+//! quarantine document or a log line writes them down. It talks to AWS only through the
+//! [`DataKeySource`] and [`Sink`] traits, and never writes a record at or after the first
+//! transient failure.
 
 use std::collections::{BTreeMap, HashMap};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
-use base64::Engine as _;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::aws::archive::{Layout, Object, Sink};
-use crate::aws::keys::{DataKeySource, KeyCache, KeyError};
-use crate::pipeline::activity::ActivityRecord;
+use crate::aws::archive::{Layout, Object, QuarantinedRecord, Sink};
+use crate::aws::keys::{DataKeySource, KeyCache, KeyCacheStats, KeyError};
 use crate::pipeline::envelope::{Envelope, ResourceId};
 use crate::pipeline::error::{Classify, FailureKind};
 use crate::pipeline::esdk::RawAesKeyring;
-use crate::pipeline::filter::{Filter, Verdict};
-use crate::pipeline::record::{self, DecodeOptions};
+use crate::pipeline::filter::Filter;
+use crate::pipeline::record::{DecodeOptions, RecordError};
 use crate::pipeline::utc::UtcDateTime;
+
+// The core's record renderer, under the path benches and callers already name.
+pub use crate::pipeline::record::{render_record, Rendered};
 
 /// One Kinesis record as the batch sees it (from a Lambda event, or read by the CLI).
 #[derive(Debug, Clone, PartialEq)]
@@ -97,6 +109,80 @@ pub struct BatchSettings {
     pub decode: DecodeOptions,
 }
 
+/// Each distinct key blob's keyring, or why there is none; shared by every record naming the blob.
+pub type Keyrings = HashMap<Vec<u8>, Result<Arc<RawAesKeyring>, Arc<KeyError>>>;
+
+/// Why one record could not be decoded. It stays typed until it is written down (the quarantine
+/// document, a log line, `das tail`'s stderr); its [`Classify`] answer decides quarantine or retry.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeFailure {
+    /// The Kinesis record data could not even be base64-decoded.
+    #[error("the Kinesis record data is not valid base64")]
+    NotBase64,
+    /// The data key could not be obtained; permanent or transient as KMS answered.
+    #[error(transparent)]
+    Key(Arc<KeyError>),
+    /// No lookup ran for the record's key blob: a bug upstream, and retrying is safe.
+    #[error("the data key lookup did not run")]
+    KeyNotLookedUp,
+    /// The record itself is bad (envelope, ESDK, gzip, payload), or decoding it panicked.
+    #[error(transparent)]
+    Record(#[from] RecordError),
+}
+
+impl Classify for DecodeFailure {
+    fn failure_kind(&self) -> FailureKind {
+        match self {
+            Self::Key(err) => err.failure_kind(),
+            Self::KeyNotLookedUp => FailureKind::Transient,
+            Self::NotBase64 | Self::Record(_) => FailureKind::Permanent,
+        }
+    }
+}
+
+/// One record's result from [`decode_records`].
+pub type Decoded = Result<Rendered, DecodeFailure>;
+
+/// Parses one record's envelope (the DAS record JSON); `None` is data that was not base64.
+pub fn parse_envelope(data: Option<&[u8]>) -> Result<Envelope, DecodeFailure> {
+    let data = data.ok_or(DecodeFailure::NotBase64)?;
+    Envelope::parse(data).map_err(|err| DecodeFailure::Record(err.into()))
+}
+
+/// Decrypts, filters and formats every record on the CPU pool (rayon), keeping their order; the
+/// Lambda and `das tail` both decode here. Each record runs inside `catch_unwind` ([`render_record`]),
+/// so an error here means the pool itself failed and no record has a result.
+pub async fn decode_records(
+    envelopes: Vec<Result<Envelope, DecodeFailure>>,
+    keyrings: &Keyrings,
+    filter: &Arc<Filter>,
+    options: &DecodeOptions,
+) -> Result<Vec<Decoded>, tokio::task::JoinError> {
+    let jobs: Vec<Result<(Envelope, Arc<RawAesKeyring>), DecodeFailure>> = envelopes
+        .into_iter()
+        .map(|envelope| {
+            let envelope = envelope?;
+            match keyrings.get(&envelope.key_blob) {
+                Some(Ok(keyring)) => Ok((envelope, Arc::clone(keyring))),
+                Some(Err(err)) => Err(DecodeFailure::Key(Arc::clone(err))),
+                None => Err(DecodeFailure::KeyNotLookedUp),
+            }
+        })
+        .collect();
+    let filter = Arc::clone(filter);
+    let options = options.clone();
+    let work = move || {
+        jobs.into_par_iter()
+            .map(|job| {
+                let (envelope, keyring) = job?;
+                Ok(render_record(&envelope, &keyring, &filter, &options)?)
+            })
+            .collect::<Vec<Decoded>>()
+    };
+    tokio::task::spawn_blocking(work).await
+}
+
 /// The archiver: settings, key cache, filter and sink, built once per container.
 pub struct Archiver<K, S> {
     settings: BatchSettings,
@@ -105,19 +191,48 @@ pub struct Archiver<K, S> {
     sink: S,
 }
 
-/// How one record ended.
+/// How one record ended. A new kind of ending (e.g. a configuration error) is one more variant here
+/// and one more arm in [`Fate::of`].
 enum Fate {
     /// Decoded: its NDJSON lines (maybe none) and counts.
-    Decoded {
-        lines: Vec<u8>,
-        kept: u64,
-        filtered: u64,
-        heartbeats: u64,
-    },
-    /// The record is bad; quarantine it with this reason.
-    Permanent(String),
+    Decoded(Rendered),
+    /// The record is bad; quarantine it.
+    Permanent(DecodeFailure),
     /// Could not be finished now; retry from here.
-    Transient(String),
+    Transient(DecodeFailure),
+}
+
+impl Fate {
+    fn of(decoded: Decoded) -> Self {
+        match decoded {
+            Ok(rendered) => Self::Decoded(rendered),
+            Err(failure) if failure.failure_kind() == FailureKind::Transient => Self::Transient(failure),
+            Err(failure) => Self::Permanent(failure),
+        }
+    }
+}
+
+/// One object to write and the index of the first record it holds: where to retry from if it fails.
+struct Planned {
+    object: Object,
+    first_index: usize,
+}
+
+/// What the writes did.
+#[derive(Default)]
+struct Written {
+    objects: u64,
+    bytes: u64,
+    /// The first record held by a failed write.
+    first_failed: Option<usize>,
+}
+
+/// The decoded records of one arrival date-hour: one archive object.
+struct HourGroup {
+    arrival: UtcDateTime,
+    first: usize,
+    last: usize,
+    lines: Vec<u8>,
 }
 
 impl<K: DataKeySource, S: Sink> Archiver<K, S> {
@@ -144,118 +259,44 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
     /// Processes one batch. Never panics; never reports a record done that was not written.
     pub async fn process(&self, batch: Batch) -> BatchOutcome {
         let before = self.keys.stats();
-        let mut metrics = BatchMetrics {
-            records_in: batch.records.len() as u64,
-            ..BatchMetrics::default()
+        let Some(resource) = self.resource_id(&batch) else {
+            return retry_everything(&batch, None);
         };
-        let resource = match self.resource_id(&batch) {
-            Ok(r) => r,
-            Err(message) => {
-                // Without a resource id there is no encryption context: a deployment error that a
-                // retry after fixing it will clear, so nothing is quarantined.
-                tracing::error!(error = %message, "cannot tell which database this stream belongs to; set DAS_RESOURCE_ID");
-                metrics.records_retried = metrics.records_in;
-                return BatchOutcome {
-                    resource_id: None,
-                    retry_from: batch.records.first().map(|r| r.sequence_number.clone()),
-                    metrics,
-                };
-            }
+        let envelopes = parse_envelopes(&batch);
+        let keyrings = self.fetch_keys(&envelopes, &resource).await;
+        let Some(fates) = self.decode_all(envelopes, &keyrings).await else {
+            return retry_everything(&batch, Some(resource));
         };
-
-        let envelopes: Vec<Result<Envelope, String>> = batch
-            .records
-            .iter()
-            .map(|r| match &r.data {
-                Some(data) => Envelope::parse(data).map_err(|e| e.to_string()),
-                None => Err("the Kinesis record data is not valid base64".to_owned()),
-            })
-            .collect();
-        let keyrings = self.fetch_keyrings(&envelopes, &resource).await;
-        let fates = self.decode_all(envelopes, &keyrings).await;
-        if fates.len() != batch.records.len() {
-            metrics.records_retried = metrics.records_in;
-            return BatchOutcome {
-                resource_id: Some(resource),
-                retry_from: batch.records.first().map(|r| r.sequence_number.clone()),
-                metrics,
-            };
-        }
-
         // Nothing at or after the first transient failure may be written: Kinesis retries from it.
-        let retry_index = fates.iter().position(|f| matches!(f, Fate::Transient(_)));
-        let done = retry_index.unwrap_or(fates.len());
-        let (objects, covers) = self.plan_writes(&batch, &resource, fates.iter().take(done), &mut metrics);
-        let results = futures::future::join_all(
-            objects
-                .into_iter()
-                .map(|o| async move { (o.body.len(), self.sink.put(o).await) }),
-        )
-        .await;
-        let mut first_failed_write = None::<usize>;
-        for ((bytes, result), first_index) in results.into_iter().zip(covers) {
-            match result {
-                Ok(()) => {
-                    metrics.objects_written += 1;
-                    metrics.bytes_written += bytes as u64;
-                }
-                Err(err) => {
-                    tracing::warn!(error = %err, kind = ?err.failure_kind(), "archive write failed; the batch will be retried from its first record");
-                    first_failed_write = Some(first_failed_write.map_or(first_index, |i: usize| i.min(first_index)));
-                }
-            }
-        }
-        if let Some(Fate::Transient(reason)) = retry_index.and_then(|i| fates.get(i)) {
-            tracing::warn!(error = %reason, "a record could not be finished now; Kinesis will retry from it");
-        }
-        let retry = match (retry_index, first_failed_write) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        let after = self.keys.stats();
-        metrics.kms_calls = after.source_calls - before.source_calls;
-        metrics.key_cache_hits = after.hits - before.hits;
-        metrics.records_retried = retry.map_or(0, |i| (batch.records.len() - i) as u64);
-        let retry_from = retry
-            .and_then(|i| batch.records.get(i))
-            .map(|r| r.sequence_number.clone());
-        tracing::info!(
-            resource_id = %resource,
-            records_in = metrics.records_in,
-            events_archived = metrics.events_archived,
-            events_filtered = metrics.events_filtered,
-            heartbeats_skipped = metrics.heartbeats_skipped,
-            records_quarantined = metrics.records_quarantined,
-            records_retried = metrics.records_retried,
-            kms_calls = metrics.kms_calls,
-            objects_written = metrics.objects_written,
-            retry_from = retry_from.as_deref().unwrap_or(""),
-            "batch done"
-        );
-        BatchOutcome {
-            resource_id: Some(resource),
-            retry_from,
-            metrics,
-        }
+        let first_transient = fates.iter().position(|f| matches!(f, Fate::Transient(_)));
+        let settled = fates.get(..first_transient.unwrap_or(fates.len())).unwrap_or_default();
+        let plan = self.plan_writes(&batch, &resource, settled);
+        let written = self.write_objects(plan).await;
+        let retry = retry_point(&fates, first_transient, written.first_failed);
+        let metrics = self.metrics(&batch, settled, &written, retry, before);
+        summary(&batch, resource, metrics, retry)
     }
 
-    fn resource_id(&self, batch: &Batch) -> Result<ResourceId, String> {
+    /// The database the batch belongs to: configured, or named by the stream. Without it there is
+    /// no encryption context; that is a deployment error which a retry after fixing it will clear,
+    /// so the batch is retried and nothing is quarantined.
+    fn resource_id(&self, batch: &Batch) -> Option<ResourceId> {
         if let Some(id) = &self.settings.resource_id {
-            return Ok(id.clone());
+            return Some(id.clone());
         }
-        let arn = batch
-            .event_source_arn
-            .as_deref()
-            .ok_or("the event has no eventSourceARN")?;
-        ResourceId::from_stream(arn).map_err(|e| e.to_string())
+        let found = match batch.event_source_arn.as_deref() {
+            Some(arn) => ResourceId::from_stream(arn).map_err(|e| e.to_string()),
+            None => Err("the event has no eventSourceARN".to_owned()),
+        };
+        found
+            .map_err(|message| {
+                tracing::error!(error = %message, "cannot tell which database this stream belongs to; set DAS_RESOURCE_ID");
+            })
+            .ok()
     }
 
     /// One lookup per distinct key blob, all at once; DAS reuses a data key for many records.
-    async fn fetch_keyrings(
-        &self,
-        envelopes: &[Result<Envelope, String>],
-        resource: &ResourceId,
-    ) -> HashMap<Vec<u8>, Result<Arc<RawAesKeyring>, Arc<KeyError>>> {
+    async fn fetch_keys(&self, envelopes: &[Result<Envelope, DecodeFailure>], resource: &ResourceId) -> Keyrings {
         let mut blobs: Vec<&[u8]> = envelopes.iter().flatten().map(|e| e.key_blob.as_slice()).collect();
         blobs.sort_unstable();
         blobs.dedup();
@@ -265,247 +306,222 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
         futures::future::join_all(lookups).await.into_iter().collect()
     }
 
-    /// Decrypts, filters and formats every record on the CPU pool, in order. A panic in one record
-    /// is caught and turns that record into a permanent failure.
+    /// Every record's fate, in order; `None` (retry the whole batch) if the decode pool failed.
     async fn decode_all(
         &self,
-        envelopes: Vec<Result<Envelope, String>>,
-        keyrings: &HashMap<Vec<u8>, Result<Arc<RawAesKeyring>, Arc<KeyError>>>,
-    ) -> Vec<Fate> {
-        let jobs: Vec<Result<(Envelope, Arc<RawAesKeyring>), Fate>> = envelopes
-            .into_iter()
-            .map(|envelope| {
-                let envelope = envelope.map_err(Fate::Permanent)?;
-                match keyrings.get(&envelope.key_blob) {
-                    Some(Ok(keyring)) => Ok((envelope, Arc::clone(keyring))),
-                    Some(Err(err)) if err.failure_kind() == FailureKind::Transient => {
-                        Err(Fate::Transient(err.to_string()))
-                    }
-                    Some(Err(err)) => Err(Fate::Permanent(err.to_string())),
-                    None => Err(Fate::Transient("the data key lookup did not run".to_owned())),
-                }
-            })
-            .collect();
-        let filter = Arc::clone(&self.filter);
-        let options = self.settings.decode.clone();
-        let work = move || {
-            jobs.into_par_iter()
-                .map(|job| match job {
-                    Ok((envelope, keyring)) => decode_one(&envelope, &keyring, &filter, &options),
-                    Err(fate) => fate,
-                })
-                .collect::<Vec<Fate>>()
-        };
-        match tokio::task::spawn_blocking(work).await {
-            Ok(fates) => fates,
+        envelopes: Vec<Result<Envelope, DecodeFailure>>,
+        keyrings: &Keyrings,
+    ) -> Option<Vec<Fate>> {
+        let count = envelopes.len();
+        match decode_records(envelopes, keyrings, &self.filter, &self.settings.decode).await {
+            Ok(decoded) if decoded.len() == count => Some(decoded.into_iter().map(Fate::of).collect()),
+            Ok(_) => None,
             // Each record is already inside catch_unwind; reaching here means the pool itself failed.
             Err(err) => {
                 tracing::error!(error = %err, "the decode pool failed; retrying the whole batch");
-                Vec::new()
+                None
             }
         }
     }
 
-    /// Groups decoded records by arrival date-hour into archive objects, and bad records into
-    /// quarantine objects. Returns the objects and, for each, the index of the first record it covers.
-    fn plan_writes<'a>(
+    /// The objects for the settled records (those before the retry point): one quarantine object per
+    /// bad record, then one archive object per arrival date-hour that kept any event.
+    fn plan_writes(&self, batch: &Batch, resource: &ResourceId, settled: &[Fate]) -> Vec<Planned> {
+        let mut plan: Vec<Planned> = settled
+            .iter()
+            .zip(&batch.records)
+            .enumerate()
+            .filter_map(|(index, (fate, input))| match fate {
+                Fate::Permanent(failure) => Some(Planned {
+                    object: self.quarantine(batch, resource, input, failure),
+                    first_index: index,
+                }),
+                Fate::Decoded(_) | Fate::Transient(_) => None,
+            })
+            .collect();
+        for group in group_by_hour(batch, settled).into_values() {
+            if let Some(planned) = self.archive_object(batch, resource, group) {
+                plan.push(planned);
+            }
+        }
+        plan
+    }
+
+    /// The quarantine object of one bad record; its failure is written down here, and only here.
+    fn quarantine(&self, batch: &Batch, resource: &ResourceId, input: &InputRecord, failure: &DecodeFailure) -> Object {
+        tracing::warn!(seq = %input.sequence_number, shard = %input.shard_id, error = %failure, "record quarantined");
+        let reason = failure.to_string();
+        self.settings.layout.quarantine_object(&QuarantinedRecord {
+            reason: &reason,
+            error_kind: "permanent",
+            resource_id: resource.as_str(),
+            event_source_arn: batch.event_source_arn.as_deref(),
+            shard_id: &input.shard_id,
+            sequence_number: &input.sequence_number,
+            partition_key: &input.partition_key,
+            arrival_seconds: input.arrival_seconds,
+            data: input.data.as_deref(),
+        })
+    }
+
+    /// The archive object of one date-hour, named by its shard and first and last sequence numbers;
+    /// `None` when every event was filtered out.
+    fn archive_object(&self, batch: &Batch, resource: &ResourceId, group: HourGroup) -> Option<Planned> {
+        if group.lines.is_empty() {
+            return None;
+        }
+        let first = batch.records.get(group.first)?;
+        let last = batch.records.get(group.last)?;
+        let layout = &self.settings.layout;
+        let key = layout.archive_key(
+            resource,
+            &group.arrival,
+            &first.shard_id,
+            &first.sequence_number,
+            &last.sequence_number,
+        );
+        Some(Planned {
+            object: layout.archive_object(key, &group.lines),
+            first_index: group.first,
+        })
+    }
+
+    /// Writes every planned object at once; a failed write is logged and remembered by the first
+    /// record it held.
+    async fn write_objects(&self, plan: Vec<Planned>) -> Written {
+        let writes = plan.into_iter().map(|planned| async move {
+            let bytes = planned.object.body.len() as u64;
+            (planned.first_index, bytes, self.sink.put(planned.object).await)
+        });
+        let mut written = Written::default();
+        for (first_index, bytes, result) in futures::future::join_all(writes).await {
+            match result {
+                Ok(()) => {
+                    written.objects += 1;
+                    written.bytes += bytes;
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, kind = ?err.failure_kind(), "archive write failed; the batch will be retried from its first record");
+                    written.first_failed = Some(written.first_failed.map_or(first_index, |i| i.min(first_index)));
+                }
+            }
+        }
+        written
+    }
+
+    /// The batch's metrics, counted after the writes: what the settled records held, what was
+    /// written, what the key cache did since `before`, and how many records are left for retry.
+    fn metrics(
         &self,
         batch: &Batch,
-        resource: &ResourceId,
-        fates: impl Iterator<Item = &'a Fate>,
-        metrics: &mut BatchMetrics,
-    ) -> (Vec<Object>, Vec<usize>) {
-        struct Group {
-            first: usize,
-            last: usize,
-            lines: Vec<u8>,
-        }
-        let layout = &self.settings.layout;
-        let mut groups: BTreeMap<(i64, u32, u32, u32), (UtcDateTime, Group)> = BTreeMap::new();
-        let mut objects = Vec::new();
-        let mut covers = Vec::new();
-        for (index, (fate, input)) in fates.zip(&batch.records).enumerate() {
-            let arrival = UtcDateTime::from_unix_seconds(input.arrival_seconds);
+        settled: &[Fate],
+        written: &Written,
+        retry: Option<usize>,
+        before: KeyCacheStats,
+    ) -> BatchMetrics {
+        let after = self.keys.stats();
+        let mut metrics = BatchMetrics {
+            records_in: batch.records.len() as u64,
+            objects_written: written.objects,
+            bytes_written: written.bytes,
+            kms_calls: after.source_calls - before.source_calls,
+            key_cache_hits: after.hits - before.hits,
+            records_retried: retry.map_or(0, |i| (batch.records.len() - i) as u64),
+            ..BatchMetrics::default()
+        };
+        for fate in settled {
             match fate {
-                Fate::Decoded {
-                    lines,
-                    kept,
-                    filtered,
-                    heartbeats,
-                } => {
-                    metrics.events_archived += kept;
-                    metrics.events_filtered += filtered;
-                    metrics.heartbeats_skipped += heartbeats;
-                    let hour = (arrival.year, arrival.month, arrival.day, arrival.hour);
-                    let (_, group) = groups.entry(hour).or_insert_with(|| {
-                        (
-                            arrival,
-                            Group {
-                                first: index,
-                                last: index,
-                                lines: Vec::new(),
-                            },
-                        )
-                    });
-                    group.last = index;
-                    group.lines.extend_from_slice(lines);
+                Fate::Decoded(rendered) => {
+                    metrics.events_archived += rendered.kept;
+                    metrics.events_filtered += rendered.filtered;
+                    metrics.heartbeats_skipped += rendered.heartbeats;
                 }
-                Fate::Permanent(reason) => {
-                    metrics.records_quarantined += 1;
-                    tracing::warn!(seq = %input.sequence_number, shard = %input.shard_id, error = %reason, "record quarantined");
-                    let key =
-                        layout.quarantine_key(resource.as_str(), &arrival, &input.shard_id, &input.sequence_number);
-                    objects.push(quarantine_object(key, reason, resource, batch, input));
-                    covers.push(index);
-                }
+                Fate::Permanent(_) => metrics.records_quarantined += 1,
                 Fate::Transient(_) => {}
             }
         }
-        for (arrival, group) in groups.into_values() {
-            if group.lines.is_empty() {
-                continue;
-            }
-            let (Some(first), Some(last)) = (batch.records.get(group.first), batch.records.get(group.last)) else {
-                continue;
-            };
-            let key = layout.archive_key(
-                resource,
-                &arrival,
-                &first.shard_id,
-                &first.sequence_number,
-                &last.sequence_number,
-            );
-            objects.push(layout.archive_object(key, &group.lines));
-            covers.push(group.first);
-        }
-        (objects, covers)
+        metrics
     }
 }
 
-/// One record's NDJSON lines (after filtering) and what the filter did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Rendered {
-    /// The kept events, one line each.
-    pub lines: Vec<u8>,
-    /// Events kept.
-    pub kept: u64,
-    /// Events dropped by the include/exclude lists.
-    pub filtered: u64,
-    /// Heartbeats skipped.
-    pub heartbeats: u64,
+/// The decoded records grouped by arrival date-hour, in time order, each group keeping its records'
+/// lines in Kinesis order.
+fn group_by_hour(batch: &Batch, settled: &[Fate]) -> BTreeMap<(i64, u32, u32, u32), HourGroup> {
+    let mut groups: BTreeMap<(i64, u32, u32, u32), HourGroup> = BTreeMap::new();
+    for (index, (fate, input)) in settled.iter().zip(&batch.records).enumerate() {
+        let Fate::Decoded(rendered) = fate else { continue };
+        let arrival = UtcDateTime::from_unix_seconds(input.arrival_seconds);
+        let hour = (arrival.year, arrival.month, arrival.day, arrival.hour);
+        let group = groups.entry(hour).or_insert_with(|| HourGroup {
+            arrival,
+            first: index,
+            last: index,
+            lines: Vec::new(),
+        });
+        group.last = index;
+        group.lines.extend_from_slice(&rendered.lines);
+    }
+    groups
 }
 
-/// The pure, CPU-bound part of one record: decrypt, gunzip, parse, filter, format. Panic-proof: a
-/// panic (a bug) becomes an error naming it, logged at error level.
-pub fn render_record(
-    envelope: &Envelope,
-    keyring: &RawAesKeyring,
-    filter: &Filter,
-    options: &DecodeOptions,
-) -> Result<Rendered, String> {
-    let result = catch_unwind(AssertUnwindSafe(|| -> Result<Rendered, record::RecordError> {
-        let payload = record::decode(envelope, keyring, options)?;
-        let activity = ActivityRecord::parse(&payload.json, options.payload)?;
-        let mut rendered = Rendered {
-            lines: Vec::with_capacity(payload.json.len() + activity.events.len() * 96),
-            ..Rendered::default()
-        };
-        for event in &activity.events {
-            match filter.verdict(event) {
-                Verdict::Keep => {
-                    filter.write_line(event, &activity, &mut rendered.lines);
-                    rendered.kept += 1;
-                }
-                Verdict::Filtered => rendered.filtered += 1,
-                Verdict::Heartbeat => rendered.heartbeats += 1,
-            }
-        }
-        Ok(rendered)
-    }));
-    match result {
-        Ok(result) => result.map_err(|err| err.to_string()),
-        Err(panic) => {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".to_owned());
-            tracing::error!(panic = %message, "BUG: decoding a record panicked; the record is quarantined");
-            Err(format!("internal error while decoding (please report): {message}"))
-        }
+/// Every record's envelope, in order.
+fn parse_envelopes(batch: &Batch) -> Vec<Result<Envelope, DecodeFailure>> {
+    batch
+        .records
+        .iter()
+        .map(|r| parse_envelope(r.data.as_deref()))
+        .collect()
+}
+
+/// The record Kinesis must retry from: the first transient failure or the first record held by
+/// a failed write, whichever comes first.
+fn retry_point(fates: &[Fate], first_transient: Option<usize>, first_failed: Option<usize>) -> Option<usize> {
+    if let Some(Fate::Transient(failure)) = first_transient.and_then(|i| fates.get(i)) {
+        tracing::warn!(error = %failure, "a record could not be finished now; Kinesis will retry from it");
+    }
+    match (first_transient, first_failed) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
-fn decode_one(envelope: &Envelope, keyring: &RawAesKeyring, filter: &Filter, options: &DecodeOptions) -> Fate {
-    match render_record(envelope, keyring, filter, options) {
-        Ok(Rendered {
-            lines,
-            kept,
-            filtered,
-            heartbeats,
-        }) => Fate::Decoded {
-            lines,
-            kept,
-            filtered,
-            heartbeats,
+/// The outcome when nothing of the batch could be finished: every record is left for retry.
+fn retry_everything(batch: &Batch, resource_id: Option<ResourceId>) -> BatchOutcome {
+    let records = batch.records.len() as u64;
+    BatchOutcome {
+        resource_id,
+        retry_from: batch.records.first().map(|r| r.sequence_number.clone()),
+        metrics: BatchMetrics {
+            records_in: records,
+            records_retried: records,
+            ..BatchMetrics::default()
         },
-        Err(reason) => Fate::Permanent(reason),
     }
 }
 
-/// The quarantine document: the reason, the Kinesis metadata and the raw (still encrypted) record.
-fn quarantine_object(key: String, reason: &str, resource: &ResourceId, batch: &Batch, input: &InputRecord) -> Object {
-    let document = serde_json::json!({
-        "error": reason,
-        "errorKind": "permanent",
-        "resourceId": resource.as_str(),
-        "kinesis": {
-            "eventSourceARN": batch.event_source_arn,
-            "shardId": input.shard_id,
-            "sequenceNumber": input.sequence_number,
-            "partitionKey": input.partition_key,
-            "approximateArrivalTimestamp": input.arrival_seconds,
-        },
-        "data": input.data.as_ref().map(|d| base64::engine::general_purpose::STANDARD.encode(d)),
-    });
-    Object {
-        key,
-        body: serde_json::to_vec_pretty(&document).unwrap_or_default(),
-        content_type: "application/json",
-        content_encoding: None,
+/// The batch's answer, and its one log line.
+fn summary(batch: &Batch, resource: ResourceId, metrics: BatchMetrics, retry: Option<usize>) -> BatchOutcome {
+    let retry_from = retry
+        .and_then(|i| batch.records.get(i))
+        .map(|r| r.sequence_number.clone());
+    tracing::info!(
+        resource_id = %resource,
+        records_in = metrics.records_in,
+        events_archived = metrics.events_archived,
+        events_filtered = metrics.events_filtered,
+        heartbeats_skipped = metrics.heartbeats_skipped,
+        records_quarantined = metrics.records_quarantined,
+        records_retried = metrics.records_retried,
+        kms_calls = metrics.kms_calls,
+        objects_written = metrics.objects_written,
+        retry_from = retry_from.as_deref().unwrap_or(""),
+        "batch done"
+    );
+    BatchOutcome {
+        resource_id: Some(resource),
+        retry_from,
+        metrics,
     }
-}
-
-/// The CloudWatch Embedded Metric Format line for a batch's metrics (namespace `DasArchiver`).
-pub fn emf_line(metrics: &BatchMetrics, resource: &str, timestamp_millis: u64) -> String {
-    let names = [
-        ("RecordsIn", "Count"),
-        ("EventsArchived", "Count"),
-        ("EventsFiltered", "Count"),
-        ("HeartbeatsSkipped", "Count"),
-        ("RecordsQuarantined", "Count"),
-        ("RecordsRetried", "Count"),
-        ("KmsCalls", "Count"),
-        ("KeyCacheHits", "Count"),
-        ("BytesWritten", "Bytes"),
-        ("ObjectsWritten", "Count"),
-    ];
-    let mut doc = serde_json::to_value(metrics).unwrap_or_default();
-    if let Some(map) = doc.as_object_mut() {
-        map.insert("ResourceId".into(), resource.into());
-        map.insert(
-            "_aws".into(),
-            serde_json::json!({
-                "Timestamp": timestamp_millis,
-                "CloudWatchMetrics": [{
-                    "Namespace": "DasArchiver",
-                    "Dimensions": [["ResourceId"]],
-                    "Metrics": names.iter().map(|(n, u)| serde_json::json!({"Name": n, "Unit": u})).collect::<Vec<_>>(),
-                }],
-            }),
-        );
-    }
-    doc.to_string()
 }
 
 #[cfg(test)]
@@ -514,7 +530,7 @@ mod tests {
     use crate::aws::archive::{Compression, MemorySink, SinkError};
     use crate::aws::keys::{KeyCacheLimits, StaticKeySource};
     use crate::pipeline::filter::FilterSpec;
-    use crate::pipeline::record::EncodeOptions;
+    use crate::pipeline::record::{self, EncodeOptions};
     use crate::pipeline::simulate::{Engine, Simulator};
     use async_trait::async_trait;
     use zeroize::Zeroizing;
@@ -796,6 +812,46 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_shared_decoder_keeps_record_order_and_types_each_failure() {
+        let good = records(2, 0.0);
+        let envelope = |data: &Option<Vec<u8>>| Envelope::parse(data.as_ref().unwrap()).unwrap();
+        let mut unknown = envelope(&good[1].data);
+        unknown.key_blob = b"never-looked-up".to_vec();
+        let mut rejected = envelope(&good[1].data);
+        rejected.key_blob = b"rejected".to_vec();
+        let keyrings: Keyrings = [
+            (b"key-blob".to_vec(), Ok(Arc::new(RawAesKeyring::das(&KEY).unwrap()))),
+            (
+                b"rejected".to_vec(),
+                Err(Arc::new(KeyError::Rejected {
+                    resource: "cluster-TEST1".into(),
+                    code: "InvalidCiphertextException".into(),
+                    message: "no".into(),
+                })),
+            ),
+        ]
+        .into_iter()
+        .collect();
+        let envelopes = vec![
+            Ok(envelope(&good[0].data)),
+            parse_envelope(None),
+            Ok(unknown),
+            Ok(rejected),
+        ];
+        let filter = Arc::new(Filter::new(&skip_heartbeats()).unwrap());
+        let decoded = decode_records(envelopes, &keyrings, &filter, &DecodeOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(decoded.len(), 4);
+        assert_eq!(decoded[0].as_ref().unwrap().kept, 3);
+        assert!(matches!(decoded[1], Err(DecodeFailure::NotBase64)));
+        assert!(
+            matches!(&decoded[2], Err(f @ DecodeFailure::KeyNotLookedUp) if f.failure_kind() == FailureKind::Transient)
+        );
+        assert!(matches!(&decoded[3], Err(f @ DecodeFailure::Key(_)) if f.failure_kind() == FailureKind::Permanent));
+    }
+
+    #[tokio::test]
     async fn a_stream_that_names_no_database_is_retried_not_quarantined() {
         let archiver = archiver(StaticKeySource::new(&KEY), MemorySink::default(), skip_heartbeats());
         let mut b = batch(records(2, 0.0));
@@ -804,24 +860,5 @@ mod tests {
         let outcome = archiver.process(b).await;
         assert_eq!(outcome.retry_from, Some(first));
         assert!(archiver.sink().objects().is_empty());
-    }
-
-    #[test]
-    fn the_emf_line_declares_every_metric() {
-        let line = emf_line(
-            &BatchMetrics {
-                records_in: 3,
-                ..Default::default()
-            },
-            "cluster-A",
-            1,
-        );
-        let doc: serde_json::Value = serde_json::from_str(&line).unwrap();
-        assert_eq!(doc["RecordsIn"], 3);
-        assert_eq!(doc["ResourceId"], "cluster-A");
-        let declared = doc["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().unwrap();
-        for metric in declared {
-            assert!(doc.get(metric["Name"].as_str().unwrap()).is_some(), "{metric}");
-        }
     }
 }

@@ -2,12 +2,18 @@
 //!
 //! Decoding: envelope (already parsed) + the wrapping key that KMS returned for its key blob →
 //! ESDK decrypt → gunzip → the payload JSON, ready for [`ActivityRecord::parse`]. Encoding does the
-//! reverse exactly as the DAS producer does, for tests, the simulator and benchmarks. Neither
+//! reverse exactly as the DAS producer does, for tests, the simulator and benchmarks.
+//! [`render_record`] goes on to filter and format the events (the Lambda, `das tail` and the
+//! benchmarks all call it), and turns a panic in all that into an error instead of a crash. Neither
 //! direction does I/O: the KMS call that turns `key_blob` into a wrapping key happens at the edge.
+
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::pipeline::activity::{ActivityError, ActivityRecord, ParseLimits};
 use crate::pipeline::envelope::{Envelope, EnvelopeError};
 use crate::pipeline::esdk::{self, DecryptOptions, EncryptOptions, EsdkError, KeyringError, RawAesKeyring, SuiteId};
+use crate::pipeline::filter::{Filter, Verdict};
 use crate::pipeline::gunzip::{self, GunzipError, DEFAULT_MAX_DECOMPRESSED_LEN};
 
 /// Why a record could not be decoded; every variant is permanent.
@@ -29,6 +35,10 @@ pub enum RecordError {
     /// The payload is not an activity record.
     #[error(transparent)]
     Activity(#[from] ActivityError),
+    /// Decoding panicked: a bug, named by the panic message. The record is kept (quarantined), the
+    /// batch goes on.
+    #[error("internal error while decoding (please report): {0}")]
+    Panicked(String),
 }
 
 /// Limits and policy for decoding a record.
@@ -83,6 +93,71 @@ pub fn decode(
         suite: decrypted.suite,
         frame_length: decrypted.frame_length,
     })
+}
+
+/// One record's NDJSON lines (after filtering) and what the filter did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rendered {
+    /// The kept events, one line each.
+    pub lines: Vec<u8>,
+    /// Events kept.
+    pub kept: u64,
+    /// Events dropped by the include/exclude lists.
+    pub filtered: u64,
+    /// Heartbeats skipped.
+    pub heartbeats: u64,
+}
+
+/// The pure, CPU-bound part of one record: decrypt, gunzip, parse, filter, format. Panic-proof: a
+/// panic (a bug) becomes [`RecordError::Panicked`] naming it, logged at error level.
+pub fn render_record(
+    envelope: &Envelope,
+    keyring: &RawAesKeyring,
+    filter: &Filter,
+    options: &DecodeOptions,
+) -> Result<Rendered, RecordError> {
+    match catch_unwind(AssertUnwindSafe(|| render(envelope, keyring, filter, options))) {
+        Ok(result) => result,
+        Err(panic) => {
+            let message = panic_message(panic.as_ref());
+            tracing::error!(panic = %message, "BUG: decoding a record panicked; the record is quarantined");
+            Err(RecordError::Panicked(message))
+        }
+    }
+}
+
+fn render(
+    envelope: &Envelope,
+    keyring: &RawAesKeyring,
+    filter: &Filter,
+    options: &DecodeOptions,
+) -> Result<Rendered, RecordError> {
+    let payload = decode(envelope, keyring, options)?;
+    let activity = ActivityRecord::parse(&payload.json, options.payload)?;
+    let mut rendered = Rendered {
+        lines: Vec::with_capacity(payload.json.len() + activity.events.len() * 96),
+        ..Rendered::default()
+    };
+    for event in &activity.events {
+        match filter.verdict(event) {
+            Verdict::Keep => {
+                filter.write_line(event, &activity, &mut rendered.lines);
+                rendered.kept += 1;
+            }
+            Verdict::Filtered => rendered.filtered += 1,
+            Verdict::Heartbeat => rendered.heartbeats += 1,
+        }
+    }
+    Ok(rendered)
+}
+
+/// The text of a panic payload: `panic!` carries a `&str` or a `String`; anything else is unnamed.
+pub fn panic_message(payload: &(dyn Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned())
 }
 
 /// What the encoder needs besides the payload.
@@ -180,5 +255,43 @@ mod tests {
             matches!(err, RecordError::Esdk(EsdkError::NoDataKey { count: 1 })),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_panic_message_is_read_from_a_str_or_a_string_payload() {
+        let named = std::panic::catch_unwind(|| panic!("at {}", 3)).unwrap_err();
+        assert_eq!(panic_message(named.as_ref()), "at 3");
+        let literal: Box<dyn Any + Send> = Box::new("plain");
+        assert_eq!(panic_message(literal.as_ref()), "plain");
+        let other: Box<dyn Any + Send> = Box::new(7u8);
+        assert_eq!(panic_message(other.as_ref()), "unknown panic");
+    }
+
+    #[test]
+    fn a_rendered_record_counts_kept_filtered_and_heartbeat_events() {
+        use crate::pipeline::filter::FilterSpec;
+        let events = vec![
+            json!({"type":"record","command":"SELECT","dbUserName":"app","commandText":"select 1"}),
+            json!({"type":"record","command":"SELECT","dbUserName":"other","commandText":"select 2"}),
+            json!({"type":"heartbeat"}),
+        ];
+        let data = encode(
+            &payload_json("cluster-A", "db-B", &events),
+            &[4u8; 32],
+            b"blob",
+            &EncodeOptions::default(),
+        )
+        .unwrap();
+        let filter = Filter::new(&FilterSpec {
+            skip_heartbeats: true,
+            include_users: vec!["app".into()],
+            ..FilterSpec::default()
+        })
+        .unwrap();
+        let keyring = RawAesKeyring::das(&[4u8; 32]).unwrap();
+        let envelope = Envelope::parse(&data).unwrap();
+        let rendered = render_record(&envelope, &keyring, &filter, &DecodeOptions::default()).unwrap();
+        assert_eq!((rendered.kept, rendered.filtered, rendered.heartbeats), (1, 1, 1));
+        assert_eq!(rendered.lines.iter().filter(|b| **b == b'\n').count(), 1);
     }
 }

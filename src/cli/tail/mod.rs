@@ -1,0 +1,224 @@
+//! `das tail`: follow a live activity stream and print its decrypted events, after the same filters
+//! as the Lambda. Every shard is read concurrently; a shard's children (after a split or merge) are
+//! followed once it closes; throttling (Kinesis and KMS) is backed off; Ctrl-C ends cleanly.
+//!
+//! This file is the command and its loop; [`shards`] reads the stream and [`progress`] reports. The
+//! records are decoded by the Lambda's own [`decode_records`], so tail shows what the archive holds.
+
+mod progress;
+mod shards;
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::filters::FilterArgs;
+use super::parse_key;
+use crate::aws::batch::{decode_records, parse_envelope, DecodeFailure, Keyrings};
+use crate::aws::keys::{DataKeySource, KeyCache, KeyCacheLimits, KeyError, KmsKeySource, StaticKeySource};
+use crate::pipeline::envelope::{Envelope, ResourceId};
+use crate::pipeline::error::{Classify, FailureKind};
+use crate::pipeline::esdk::RawAesKeyring;
+use crate::pipeline::filter::Filter;
+use crate::pipeline::record::DecodeOptions;
+use progress::Progress;
+use shards::{parse_start, Readers, ShardEvent, Start};
+
+#[derive(Debug, clap::Args)]
+pub(super) struct TailArgs {
+    /// The activity stream, by name (aws-rds-das-…) or ARN.
+    #[arg(long, required_unless_present = "resource_id")]
+    stream: Option<String>,
+    /// The database resource id (cluster-… or db-…); the stream is aws-rds-das-<id>.
+    #[arg(long)]
+    resource_id: Option<ResourceId>,
+    /// Where to start: latest, trim-horizon, or an RFC 3339 time (e.g. 2026-11-22T08:00:00Z).
+    #[arg(long, default_value = "latest", value_parser = parse_start)]
+    from: Start,
+    /// Stop after printing this many events.
+    #[arg(long)]
+    limit: Option<u64>,
+    /// Pretty-print each event instead of one JSON object per line.
+    #[arg(long)]
+    pretty: bool,
+    /// Use this 32-byte wrapping key (hex or base64) instead of KMS.
+    #[arg(long, env = "DAS_WRAPPING_KEY", hide_env_values = true)]
+    wrapping_key: Option<String>,
+    #[command(flatten)]
+    filters: FilterArgs,
+}
+
+pub(super) async fn tail(args: &TailArgs) -> Result<ExitCode, String> {
+    let (stream, resource) = stream_and_resource(args)?;
+    let settings = args
+        .filters
+        .settings(&[("DAS_ARCHIVE_BUCKET", "stdout".to_owned())])
+        .map_err(|e| e.to_string())?;
+    let filter = Arc::new(Filter::new(&settings.filter).map_err(|e| e.to_string())?);
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let decoder = Decoder {
+        keys: key_cache(args, &sdk, settings.key_cache)?,
+        resource,
+        filter,
+        options: settings.decode.clone(),
+    };
+    let (tx, mut rx) = mpsc::channel::<ShardEvent>(64);
+    let mut readers = Readers::new(aws_sdk_kinesis::Client::new(&sdk), stream, args.from.clone(), tx);
+    readers.start_ready().await?;
+    let mut progress = Progress::new(std::io::stderr().is_terminal());
+    follow(args, &mut rx, &mut readers, &decoder, &mut progress).await?;
+    Ok(progress.finish())
+}
+
+/// The stream's name and the database it belongs to, from `--stream` and/or `--resource-id`.
+fn stream_and_resource(args: &TailArgs) -> Result<(String, ResourceId), String> {
+    match (&args.stream, &args.resource_id) {
+        (Some(s), id) => {
+            let name = s
+                .rsplit_once("stream/")
+                .map_or(s.as_str(), |(_, n)| n.split('/').next().unwrap_or(n))
+                .to_owned();
+            let resource = match id {
+                Some(id) => id.clone(),
+                None => ResourceId::from_stream(&name).map_err(|e| format!("{e}; give --resource-id"))?,
+            };
+            Ok((name, resource))
+        }
+        (None, Some(id)) => Ok((id.stream_name(), id.clone())),
+        (None, None) => Err("give --stream or --resource-id".to_owned()),
+    }
+}
+
+/// KMS, or the wrapping key given on the command line.
+fn key_cache(
+    args: &TailArgs,
+    sdk: &aws_config::SdkConfig,
+    limits: KeyCacheLimits,
+) -> Result<KeyCache<Box<dyn DataKeySource>>, String> {
+    let source: Box<dyn DataKeySource> = match &args.wrapping_key {
+        Some(key) => Box::new(StaticKeySource::new(&parse_key(key)?)),
+        None => Box::new(KmsKeySource::new(sdk)),
+    };
+    Ok(KeyCache::new(source, limits))
+}
+
+/// The loop: print what the readers send until the limit, Ctrl-C, or a reader fails.
+async fn follow(
+    args: &TailArgs,
+    rx: &mut mpsc::Receiver<ShardEvent>,
+    readers: &mut Readers,
+    decoder: &Decoder,
+    progress: &mut Progress,
+) -> Result<(), String> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    while progress.remaining(args.limit) > 0 {
+        let event = tokio::select! {
+            event = rx.recv() => event,
+            _ = tokio::signal::ctrl_c() => break,
+        };
+        let Some(event) = event else { break };
+        match event {
+            ShardEvent::Closed { shard } => readers.closed(shard).await?,
+            ShardEvent::Failed { shard, error } => {
+                return Err(format!("reading {shard} of {} failed: {error}", readers.stream()))
+            }
+            ShardEvent::Records { records, millis_behind } => {
+                progress.lag_millis = millis_behind;
+                let lines = decoder.decode(&records, progress).await;
+                print_events(&mut out, &lines, args, progress)?;
+            }
+        }
+        progress.report();
+    }
+    Ok(())
+}
+
+/// Prints NDJSON lines, one event each, up to the limit.
+fn print_events(out: &mut impl Write, lines: &[u8], args: &TailArgs, progress: &mut Progress) -> Result<(), String> {
+    for line in lines.split_inclusive(|b| *b == b'\n') {
+        if progress.remaining(args.limit) == 0 {
+            break;
+        }
+        write_event(out, line, args.pretty).map_err(|e| format!("cannot write output: {e}"))?;
+        progress.events += 1;
+    }
+    out.flush().map_err(|e| format!("cannot write output: {e}"))
+}
+
+fn write_event(out: &mut impl Write, line: &[u8], pretty: bool) -> std::io::Result<()> {
+    if pretty {
+        if let Ok(value) = serde_json::from_slice::<serde_json::Value>(line) {
+            serde_json::to_writer_pretty(&mut *out, &value)?;
+            return out.write_all(b"\n");
+        }
+    }
+    out.write_all(line)
+}
+
+/// What decoding needs: the keys, the database (the KMS encryption context), the filter and limits.
+struct Decoder {
+    keys: KeyCache<Box<dyn DataKeySource>>,
+    resource: ResourceId,
+    filter: Arc<Filter>,
+    options: DecodeOptions,
+}
+
+impl Decoder {
+    /// Decodes one GetRecords batch: keys first, then the CPU work on all cores. Returns the NDJSON
+    /// lines in order; each failed record is reported on stderr and counted.
+    async fn decode(&self, records: &[(Vec<u8>, String)], progress: &mut Progress) -> Vec<u8> {
+        progress.records += records.len() as u64;
+        let envelopes: Vec<_> = records.iter().map(|(data, _)| parse_envelope(Some(data))).collect();
+        let keyrings = self.fetch_keys(&envelopes).await;
+        let decoded = match decode_records(envelopes, &keyrings, &self.filter, &self.options).await {
+            Ok(decoded) => decoded,
+            Err(err) => {
+                eprintln!("das tail: decoding {} records failed: {err}", records.len());
+                progress.failed += records.len() as u64;
+                return Vec::new();
+            }
+        };
+        let mut lines = Vec::new();
+        for ((_, sequence), result) in records.iter().zip(decoded) {
+            match result {
+                Ok(rendered) => lines.extend_from_slice(&rendered.lines),
+                Err(err) => {
+                    eprintln!("das tail: record {sequence}: {err}");
+                    progress.failed += 1;
+                }
+            }
+        }
+        lines
+    }
+
+    /// Each distinct key blob once, in order of appearance.
+    async fn fetch_keys(&self, envelopes: &[Result<Envelope, DecodeFailure>]) -> Keyrings {
+        let mut keyrings = Keyrings::new();
+        for envelope in envelopes.iter().flatten() {
+            if !keyrings.contains_key(&envelope.key_blob) {
+                let keyring = self.keyring(&envelope.key_blob).await.map_err(Arc::new);
+                keyrings.insert(envelope.key_blob.clone(), keyring);
+            }
+        }
+        keyrings
+    }
+
+    /// A keyring, waiting out KMS throttling (doubling from 0.1 s, about 50 s in all) rather than
+    /// failing the records: unlike the Lambda, tail has no Kinesis retry to fall back on.
+    async fn keyring(&self, blob: &[u8]) -> Result<Arc<RawAesKeyring>, KeyError> {
+        let mut wait = Duration::from_millis(100);
+        loop {
+            match self.keys.keyring(blob, &self.resource).await {
+                Err(e) if e.failure_kind() == FailureKind::Transient && wait < Duration::from_secs(30) => {
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                }
+                other => return other,
+            }
+        }
+    }
+}
