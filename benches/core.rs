@@ -30,7 +30,15 @@ use das_archiver::envelope::Envelope;
 use das_archiver::esdk::{decrypt, DecryptOptions, Message, RawAesKeyring};
 use das_archiver::filter::{Filter, FilterSpec};
 use das_archiver::gunzip::gunzip;
-use das_archiver::record::{self, render_record, DecodeOptions, EncodeOptions};
+use das_archiver::record::{self, render_record, DecodeOptions, EncodeOptions, RecordOrigin};
+
+/// A realistic Kinesis origin: every archive line carries these.
+fn origin() -> RecordOrigin {
+    RecordOrigin::new(
+        "shardId-000000000000",
+        "49590338271490256608559692538361571095921575989136588898",
+    )
+}
 use das_archiver::simulate::{Engine, Simulator};
 
 const KEY: [u8; 32] = [0x24; 32];
@@ -84,7 +92,7 @@ fn shapes() -> Vec<Shape> {
             let compressed = decrypt(&envelope.message, &keyring, &DecryptOptions::default())
                 .unwrap()
                 .plaintext;
-            let lines = render_record(&envelope, &keyring, &filter, &DecodeOptions::default())
+            let lines = render_record(&envelope, &keyring, &filter, &DecodeOptions::default(), &origin())
                 .unwrap()
                 .lines;
             let id = match events {
@@ -151,7 +159,9 @@ fn pipeline(c: &mut Criterion) {
     let options = DecodeOptions::default();
     let one_record = |data: &[u8]| {
         let envelope = Envelope::parse(data).unwrap();
-        render_record(&envelope, &keyring, &filter, &options).unwrap().lines
+        render_record(&envelope, &keyring, &filter, &options, &origin())
+            .unwrap()
+            .lines
     };
     let mut group = c.benchmark_group("record");
     for shape in &shapes {
@@ -300,7 +310,7 @@ fn stages(c: &mut Criterion) {
         let mut lines = s.lines.clone();
         for data in &s.others {
             let envelope = Envelope::parse(data).unwrap();
-            let rendered = render_record(&envelope, &keyring, &filter, &DecodeOptions::default()).unwrap();
+            let rendered = render_record(&envelope, &keyring, &filter, &DecodeOptions::default(), &origin()).unwrap();
             lines.extend_from_slice(&rendered.lines);
         }
         let layout = Layout {

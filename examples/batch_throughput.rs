@@ -54,6 +54,8 @@ fn batch(records: usize, events: usize) -> Batch {
 async fn run<S: Sink>(sink: S, batch: Batch, label: &str, json: bool) {
     let settings = BatchSettings {
         resource_id: None,
+        resource_ids: Vec::new(),
+        give_up_after: None,
         layout: Layout {
             prefix: "activity/".into(),
             compression: Compression::Gzip,

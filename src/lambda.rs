@@ -108,6 +108,22 @@ pub fn response(outcome: &BatchOutcome) -> KinesisEventResponse {
     response
 }
 
+/// The `level` of the metrics line. Lambda's log-level filtering reads each JSON line's `level` and
+/// takes a line without one as INFO, so at `WARN` or `ERROR` it would drop the metrics and every
+/// alarm on them would go blind
+/// (<https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs-log-level.html>). The line
+/// therefore carries the least severe level that the configured filter (what `logging` installed
+/// from `AWS_LAMBDA_LOG_LEVEL`) still lets through, and never less than INFO.
+fn metrics_level(filter: tracing::level_filters::LevelFilter) -> &'static str {
+    use tracing::level_filters::LevelFilter;
+    match filter {
+        LevelFilter::OFF => "FATAL",
+        LevelFilter::ERROR => "ERROR",
+        LevelFilter::WARN => "WARN",
+        _ => "INFO",
+    }
+}
+
 /// The CloudWatch Embedded Metric Format line for a batch's metrics (namespace `DasArchiver`).
 pub fn emf_line(metrics: &BatchMetrics, resource: &str, timestamp_millis: u64) -> String {
     let names = [
@@ -116,7 +132,9 @@ pub fn emf_line(metrics: &BatchMetrics, resource: &str, timestamp_millis: u64) -
         ("EventsFiltered", "Count"),
         ("HeartbeatsSkipped", "Count"),
         ("RecordsQuarantined", "Count"),
+        ("RecordsGivenUp", "Count"),
         ("RecordsRetried", "Count"),
+        ("OldestRecordAgeSeconds", "Seconds"),
         ("KmsCalls", "Count"),
         ("KeyCacheHits", "Count"),
         ("BytesWritten", "Bytes"),
@@ -124,6 +142,8 @@ pub fn emf_line(metrics: &BatchMetrics, resource: &str, timestamp_millis: u64) -
     ];
     let mut doc = serde_json::to_value(metrics).unwrap_or_default();
     if let Some(map) = doc.as_object_mut() {
+        let level = metrics_level(tracing::level_filters::LevelFilter::current());
+        map.insert("level".into(), level.into());
         map.insert("ResourceId".into(), resource.into());
         map.insert(
             "_aws".into(),
@@ -160,6 +180,21 @@ mod tests {
         let declared = doc["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().unwrap();
         for metric in declared {
             assert!(doc.get(metric["Name"].as_str().unwrap()).is_some(), "{metric}");
+        }
+        for name in ["RecordsGivenUp", "OldestRecordAgeSeconds"] {
+            assert!(declared.iter().any(|m| m["Name"] == name), "{name}");
+        }
+        assert!(doc["level"].is_string(), "Lambda filters lines by their level: {line}");
+    }
+
+    #[test]
+    fn the_metrics_line_carries_a_level_that_the_configured_filter_lets_through() {
+        use tracing::level_filters::LevelFilter;
+        assert_eq!(metrics_level(LevelFilter::WARN), "WARN");
+        assert_eq!(metrics_level(LevelFilter::ERROR), "ERROR");
+        assert_eq!(metrics_level(LevelFilter::OFF), "FATAL");
+        for verbose in [LevelFilter::INFO, LevelFilter::DEBUG, LevelFilter::TRACE] {
+            assert_eq!(metrics_level(verbose), "INFO");
         }
     }
 }

@@ -82,6 +82,33 @@ pub struct Object {
     pub content_type: &'static str,
     /// `Content-Encoding`, for gzip bodies.
     pub content_encoding: Option<&'static str>,
+    /// User metadata (`x-amz-meta-…`): for archive objects, what they hold (see [`ArchiveSummary`]).
+    pub metadata: Vec<(&'static str, String)>,
+}
+
+/// What one archive object holds, written as its user metadata so the archive's completeness can be
+/// checked from a listing and a HEAD, without reading the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArchiveSummary<'a> {
+    /// Kinesis records whose events are in the object.
+    pub records: u64,
+    /// Lines (events) in the object.
+    pub events: u64,
+    /// The first record's sequence number.
+    pub first_sequence: &'a str,
+    /// The last record's sequence number.
+    pub last_sequence: &'a str,
+}
+
+impl ArchiveSummary<'_> {
+    fn metadata(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("das-record-count", self.records.to_string()),
+            ("das-event-count", self.events.to_string()),
+            ("das-first-sequence-number", self.first_sequence.to_owned()),
+            ("das-last-sequence-number", self.last_sequence.to_owned()),
+        ]
+    }
 }
 
 impl Layout {
@@ -145,6 +172,7 @@ impl Layout {
             body: serde_json::to_vec_pretty(&document).unwrap_or_default(),
             content_type: "application/json",
             content_encoding: None,
+            metadata: Vec::new(),
         }
     }
 
@@ -156,14 +184,24 @@ impl Layout {
                 body: gzip_object(ndjson),
                 content_type: "application/x-ndjson",
                 content_encoding: Some("gzip"),
+                metadata: Vec::new(),
             },
             Compression::None => Object {
                 key,
                 body: ndjson.to_vec(),
                 content_type: "application/x-ndjson",
                 content_encoding: None,
+                metadata: Vec::new(),
             },
         }
+    }
+}
+
+impl Object {
+    /// The object with `summary` as its user metadata.
+    pub fn with_summary(mut self, summary: &ArchiveSummary<'_>) -> Self {
+        self.metadata = summary.metadata();
+        self
     }
 }
 
@@ -337,6 +375,11 @@ impl Sink for S3Sink {
             .key(&key)
             .content_type(object.content_type)
             .set_content_encoding(object.content_encoding.map(str::to_owned))
+            .set_metadata(metadata(&object.metadata))
+            // S3 checks the SHA-256 the SDK computes over the body and keeps it with the object, so
+            // the bytes are verified end to end and can be verified again later
+            // (https://docs.aws.amazon.com/AmazonS3/latest/userguide/checking-object-integrity.html).
+            .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Sha256)
             .body(object.body.into())
             .send()
             .await
@@ -358,6 +401,11 @@ impl Sink for S3Sink {
                 }
             })
     }
+}
+
+/// User metadata for PutObject; `None` when there is none.
+fn metadata(pairs: &[(&'static str, String)]) -> Option<std::collections::HashMap<String, String>> {
+    (!pairs.is_empty()).then(|| pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect())
 }
 
 /// A local directory: object keys become relative file paths (for `das replay --out-dir`).
@@ -539,6 +587,7 @@ mod tests {
             body: b"x".to_vec(),
             content_type: "t",
             content_encoding: None,
+            metadata: Vec::new(),
         };
         sink.put(object("a/b/c.json")).await.unwrap();
         assert_eq!(std::fs::read(dir.path().join("a/b/c.json")).unwrap(), b"x");

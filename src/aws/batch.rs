@@ -21,11 +21,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::aws::archive::{Layout, Object, QuarantinedRecord, Sink};
+use crate::aws::archive::{ArchiveSummary, Layout, Object, QuarantinedRecord, Sink};
 use crate::aws::keys::{DataKeySource, KeyCache, KeyCacheStats, KeyError};
 use crate::pipeline::envelope::{Envelope, ResourceId};
 use crate::pipeline::error::{Classify, FailureKind};
@@ -35,7 +36,7 @@ use crate::pipeline::record::{DecodeOptions, RecordError};
 use crate::pipeline::utc::UtcDateTime;
 
 // The core's record renderer, under the path benches and callers already name.
-pub use crate::pipeline::record::{render_record, Rendered};
+pub use crate::pipeline::record::{render_record, RecordOrigin, Rendered};
 
 /// One Kinesis record as the batch sees it (from a Lambda event, or read by the CLI).
 #[derive(Debug, Clone, PartialEq)]
@@ -73,10 +74,15 @@ pub struct BatchMetrics {
     pub events_filtered: u64,
     /// Heartbeats skipped.
     pub heartbeats_skipped: u64,
-    /// Records written to quarantine.
+    /// Records written to quarantine (given-up records included).
     pub records_quarantined: u64,
+    /// Records quarantined because they were still failing transiently after the give-up age.
+    pub records_given_up: u64,
     /// Records left for Kinesis to retry.
     pub records_retried: u64,
+    /// Age of the batch's oldest record when the batch was processed, in seconds: this stream's
+    /// iterator age (Lambda's own `IteratorAge` is per function or mapping, not per database).
+    pub oldest_record_age_seconds: u64,
     /// KMS calls made during this batch.
     pub kms_calls: u64,
     /// Key lookups answered by the cache during this batch.
@@ -101,8 +107,14 @@ pub struct BatchOutcome {
 /// Settings of the batch pipeline.
 #[derive(Debug, Clone)]
 pub struct BatchSettings {
-    /// Use this resource id instead of the one in the stream name.
+    /// The one database of a single-stream deployment (`DAS_RESOURCE_ID`): a batch from the DAS
+    /// stream of another id is a configuration error; a stream not named like a DAS stream gets it.
     pub resource_id: Option<ResourceId>,
+    /// The databases this deployment may archive (`DAS_RESOURCE_IDS`; empty: any).
+    pub resource_ids: Vec<ResourceId>,
+    /// A record that would be retried and arrived longer ago than this is quarantined instead
+    /// (`DAS_GIVE_UP_AFTER_SECONDS`; `None`: never).
+    pub give_up_after: Option<Duration>,
     /// Object naming and compression.
     pub layout: Layout,
     /// Decoding limits.
@@ -131,6 +143,14 @@ pub enum DecodeFailure {
     Record(#[from] RecordError),
 }
 
+impl DecodeFailure {
+    /// Whether the failure is a deployment error (a key policy, credentials) that only a person can
+    /// fix: retried like a transient one, but logged as an error that says what to fix.
+    pub fn is_configuration(&self) -> bool {
+        matches!(self, Self::Key(err) if err.is_configuration())
+    }
+}
+
 impl Classify for DecodeFailure {
     fn failure_kind(&self) -> FailureKind {
         match self {
@@ -154,17 +174,18 @@ pub fn parse_envelope(data: Option<&[u8]>) -> Result<Envelope, DecodeFailure> {
 /// Lambda and `das tail` both decode here. Each record runs inside `catch_unwind` ([`render_record`]),
 /// so an error here means the pool itself failed and no record has a result.
 pub async fn decode_records(
-    envelopes: Vec<Result<Envelope, DecodeFailure>>,
+    envelopes: Vec<(Result<Envelope, DecodeFailure>, RecordOrigin)>,
     keyrings: &Keyrings,
     filter: &Arc<Filter>,
     options: &DecodeOptions,
 ) -> Result<Vec<Decoded>, tokio::task::JoinError> {
-    let jobs: Vec<Result<(Envelope, Arc<RawAesKeyring>), DecodeFailure>> = envelopes
+    type Job = Result<(Envelope, Arc<RawAesKeyring>, RecordOrigin), DecodeFailure>;
+    let jobs: Vec<Job> = envelopes
         .into_iter()
-        .map(|envelope| {
+        .map(|(envelope, origin)| {
             let envelope = envelope?;
             match keyrings.get(&envelope.key_blob) {
-                Some(Ok(keyring)) => Ok((envelope, Arc::clone(keyring))),
+                Some(Ok(keyring)) => Ok((envelope, Arc::clone(keyring), origin)),
                 Some(Err(err)) => Err(DecodeFailure::Key(Arc::clone(err))),
                 None => Err(DecodeFailure::KeyNotLookedUp),
             }
@@ -175,8 +196,8 @@ pub async fn decode_records(
     let work = move || {
         jobs.into_par_iter()
             .map(|job| {
-                let (envelope, keyring) = job?;
-                Ok(render_record(&envelope, &keyring, &filter, &options)?)
+                let (envelope, keyring, origin) = job?;
+                Ok(render_record(&envelope, &keyring, &filter, &options, &origin)?)
             })
             .collect::<Vec<Decoded>>()
     };
@@ -200,6 +221,9 @@ enum Fate {
     Permanent(DecodeFailure),
     /// Could not be finished now; retry from here.
     Transient(DecodeFailure),
+    /// Still failing transiently after the give-up age: quarantined (still encrypted, redrivable)
+    /// instead of holding the shard until the stream's retention drops it.
+    GivenUp(DecodeFailure),
 }
 
 impl Fate {
@@ -212,10 +236,20 @@ impl Fate {
     }
 }
 
-/// One object to write and the index of the first record it holds: where to retry from if it fails.
+/// One object to write, the index of the first record it holds (where to retry from if it fails),
+/// and what it counts for once written.
 struct Planned {
     object: Object,
     first_index: usize,
+    counts: Counts,
+}
+
+/// What a written object adds to the batch's metrics: nothing is counted before its write succeeded.
+#[derive(Default, Clone, Copy)]
+struct Counts {
+    events: u64,
+    quarantined: u64,
+    given_up: u64,
 }
 
 /// What the writes did.
@@ -223,6 +257,7 @@ struct Planned {
 struct Written {
     objects: u64,
     bytes: u64,
+    counts: Counts,
     /// The first record held by a failed write.
     first_failed: Option<usize>,
 }
@@ -232,6 +267,9 @@ struct HourGroup {
     arrival: UtcDateTime,
     first: usize,
     last: usize,
+    /// Records with at least one line in the object.
+    records: u64,
+    events: u64,
     lines: Vec<u8>,
 }
 
@@ -260,13 +298,19 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
     pub async fn process(&self, batch: Batch) -> BatchOutcome {
         let before = self.keys.stats();
         let Some(resource) = self.resource_id(&batch) else {
-            return retry_everything(&batch, None);
+            // Counted under the stream's own id where it has one, so its alarms see the retries.
+            let named = batch
+                .event_source_arn
+                .as_deref()
+                .and_then(|a| ResourceId::from_stream(a).ok());
+            return retry_everything(&batch, named);
         };
         let envelopes = parse_envelopes(&batch);
         let keyrings = self.fetch_keys(&envelopes, &resource).await;
-        let Some(fates) = self.decode_all(envelopes, &keyrings).await else {
+        let Some(mut fates) = self.decode_all(&batch, envelopes, &keyrings).await else {
             return retry_everything(&batch, Some(resource));
         };
+        self.give_up_on_stuck_records(&batch, &mut fates);
         // Nothing at or after the first transient failure may be written: Kinesis retries from it.
         let first_transient = fates.iter().position(|f| matches!(f, Fate::Transient(_)));
         let settled = fates.get(..first_transient.unwrap_or(fates.len())).unwrap_or_default();
@@ -277,22 +321,39 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
         summary(&batch, resource, metrics, retry)
     }
 
-    /// The database the batch belongs to: configured, or named by the stream. Without it there is
-    /// no encryption context; that is a deployment error which a retry after fixing it will clear,
-    /// so the batch is retried and nothing is quarantined.
+    /// The database the batch belongs to: named by the stream, checked against `DAS_RESOURCE_ID` and
+    /// `DAS_RESOURCE_IDS`. Without it there is no encryption context, and a wrong one would make KMS
+    /// refuse every record; both are deployment errors that a retry after the fix clears, so the
+    /// batch is retried, nothing is quarantined, and the log says what to fix.
     fn resource_id(&self, batch: &Batch) -> Option<ResourceId> {
-        if let Some(id) = &self.settings.resource_id {
-            return Some(id.clone());
-        }
-        let found = match batch.event_source_arn.as_deref() {
-            Some(arn) => ResourceId::from_stream(arn).map_err(|e| e.to_string()),
-            None => Err("the event has no eventSourceARN".to_owned()),
-        };
-        found
-            .map_err(|message| {
-                tracing::error!(error = %message, "cannot tell which database this stream belongs to; set DAS_RESOURCE_ID");
+        resolve_resource_id(&self.settings, batch.event_source_arn.as_deref())
+            .map_err(|fix| {
+                tracing::error!(error = %fix, event_source_arn = batch.event_source_arn.as_deref().unwrap_or(""), "configuration error: the batch is retried until this is fixed");
             })
             .ok()
+    }
+
+    /// Records that would be retried (transient or configuration failures) but arrived longer ago
+    /// than the give-up age are quarantined instead, in order, up to the first one that is still
+    /// young enough to wait for.
+    fn give_up_on_stuck_records(&self, batch: &Batch, fates: &mut [Fate]) {
+        let Some(limit) = self.settings.give_up_after else {
+            return;
+        };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        for (fate, input) in fates.iter_mut().zip(&batch.records) {
+            if !matches!(fate, Fate::Transient(_)) {
+                continue;
+            }
+            if now - input.arrival_seconds < limit.as_secs_f64() {
+                return;
+            }
+            if let Fate::Transient(failure) = std::mem::replace(fate, Fate::Decoded(Rendered::default())) {
+                *fate = Fate::GivenUp(failure);
+            }
+        }
     }
 
     /// One lookup per distinct key blob, all at once; DAS reuses a data key for many records.
@@ -309,11 +370,17 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
     /// Every record's fate, in order; `None` (retry the whole batch) if the decode pool failed.
     async fn decode_all(
         &self,
+        batch: &Batch,
         envelopes: Vec<Result<Envelope, DecodeFailure>>,
         keyrings: &Keyrings,
     ) -> Option<Vec<Fate>> {
         let count = envelopes.len();
-        match decode_records(envelopes, keyrings, &self.filter, &self.settings.decode).await {
+        let origins = batch
+            .records
+            .iter()
+            .map(|r| RecordOrigin::new(&r.shard_id, &r.sequence_number));
+        let jobs = envelopes.into_iter().zip(origins).collect();
+        match decode_records(jobs, keyrings, &self.filter, &self.settings.decode).await {
             Ok(decoded) if decoded.len() == count => Some(decoded.into_iter().map(Fate::of).collect()),
             Ok(_) => None,
             // Each record is already inside catch_unwind; reaching here means the pool itself failed.
@@ -331,12 +398,21 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
             .iter()
             .zip(&batch.records)
             .enumerate()
-            .filter_map(|(index, (fate, input))| match fate {
-                Fate::Permanent(failure) => Some(Planned {
-                    object: self.quarantine(batch, resource, input, failure),
+            .filter_map(|(index, (fate, input))| {
+                let (failure, given_up) = match fate {
+                    Fate::Permanent(failure) => (failure, false),
+                    Fate::GivenUp(failure) => (failure, true),
+                    Fate::Decoded(_) | Fate::Transient(_) => return None,
+                };
+                Some(Planned {
+                    object: self.quarantine(batch, resource, input, failure, given_up),
                     first_index: index,
-                }),
-                Fate::Decoded(_) | Fate::Transient(_) => None,
+                    counts: Counts {
+                        quarantined: 1,
+                        given_up: u64::from(given_up),
+                        ..Counts::default()
+                    },
+                })
             })
             .collect();
         for group in group_by_hour(batch, settled).into_values() {
@@ -348,12 +424,25 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
     }
 
     /// The quarantine object of one bad record; its failure is written down here, and only here.
-    fn quarantine(&self, batch: &Batch, resource: &ResourceId, input: &InputRecord, failure: &DecodeFailure) -> Object {
-        tracing::warn!(seq = %input.sequence_number, shard = %input.shard_id, error = %failure, "record quarantined");
-        let reason = failure.to_string();
+    fn quarantine(
+        &self,
+        batch: &Batch,
+        resource: &ResourceId,
+        input: &InputRecord,
+        failure: &DecodeFailure,
+        given_up: bool,
+    ) -> Object {
+        let (reason, error_kind) = if given_up {
+            let age = self.settings.give_up_after.map_or(0, |d| d.as_secs());
+            tracing::error!(seq = %input.sequence_number, shard = %input.shard_id, error = %failure, "record given up after {age} s of retries and quarantined; redrive it (das redrive) once the cause is fixed");
+            (format!("given up after {age} s of retries: {failure}"), "given-up")
+        } else {
+            tracing::warn!(seq = %input.sequence_number, shard = %input.shard_id, error = %failure, "record quarantined");
+            (failure.to_string(), "permanent")
+        };
         self.settings.layout.quarantine_object(&QuarantinedRecord {
             reason: &reason,
-            error_kind: "permanent",
+            error_kind,
             resource_id: resource.as_str(),
             event_source_arn: batch.event_source_arn.as_deref(),
             shard_id: &input.shard_id,
@@ -380,9 +469,19 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
             &first.sequence_number,
             &last.sequence_number,
         );
+        let summary = ArchiveSummary {
+            records: group.records,
+            events: group.events,
+            first_sequence: &first.sequence_number,
+            last_sequence: &last.sequence_number,
+        };
         Some(Planned {
-            object: layout.archive_object(key, &group.lines),
+            object: layout.archive_object(key, &group.lines).with_summary(&summary),
             first_index: group.first,
+            counts: Counts {
+                events: group.events,
+                ..Counts::default()
+            },
         })
     }
 
@@ -391,17 +490,25 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
     async fn write_objects(&self, plan: Vec<Planned>) -> Written {
         let writes = plan.into_iter().map(|planned| async move {
             let bytes = planned.object.body.len() as u64;
-            (planned.first_index, bytes, self.sink.put(planned.object).await)
+            let result = self.sink.put(planned.object).await;
+            (planned.first_index, planned.counts, bytes, result)
         });
         let mut written = Written::default();
-        for (first_index, bytes, result) in futures::future::join_all(writes).await {
+        for (first_index, counts, bytes, result) in futures::future::join_all(writes).await {
             match result {
                 Ok(()) => {
                     written.objects += 1;
                     written.bytes += bytes;
+                    written.counts.events += counts.events;
+                    written.counts.quarantined += counts.quarantined;
+                    written.counts.given_up += counts.given_up;
+                }
+                Err(err) if err.is_configuration() => {
+                    tracing::error!(error = %err, "configuration error: archive write refused; the batch will be retried from the first record it held");
+                    written.first_failed = Some(written.first_failed.map_or(first_index, |i| i.min(first_index)));
                 }
                 Err(err) => {
-                    tracing::warn!(error = %err, kind = ?err.failure_kind(), "archive write failed; the batch will be retried from its first record");
+                    tracing::warn!(error = %err, kind = ?err.failure_kind(), "archive write failed; the batch will be retried from the first record it held");
                     written.first_failed = Some(written.first_failed.map_or(first_index, |i| i.min(first_index)));
                 }
             }
@@ -424,20 +531,21 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
             records_in: batch.records.len() as u64,
             objects_written: written.objects,
             bytes_written: written.bytes,
+            events_archived: written.counts.events,
+            records_quarantined: written.counts.quarantined,
+            records_given_up: written.counts.given_up,
             kms_calls: after.source_calls - before.source_calls,
             key_cache_hits: after.hits - before.hits,
             records_retried: retry.map_or(0, |i| (batch.records.len() - i) as u64),
+            oldest_record_age_seconds: oldest_record_age(batch),
             ..BatchMetrics::default()
         };
-        for fate in settled {
-            match fate {
-                Fate::Decoded(rendered) => {
-                    metrics.events_archived += rendered.kept;
-                    metrics.events_filtered += rendered.filtered;
-                    metrics.heartbeats_skipped += rendered.heartbeats;
-                }
-                Fate::Permanent(_) => metrics.records_quarantined += 1,
-                Fate::Transient(_) => {}
+        // Filtering is counted for the records that are done; the rest come back with the retry.
+        let done = retry.unwrap_or(settled.len()).min(settled.len());
+        for fate in settled.iter().take(done) {
+            if let Fate::Decoded(rendered) = fate {
+                metrics.events_filtered += rendered.filtered;
+                metrics.heartbeats_skipped += rendered.heartbeats;
             }
         }
         metrics
@@ -456,12 +564,54 @@ fn group_by_hour(batch: &Batch, settled: &[Fate]) -> BTreeMap<(i64, u32, u32, u3
             arrival,
             first: index,
             last: index,
+            records: 0,
+            events: 0,
             lines: Vec::new(),
         });
         group.last = index;
+        group.records += u64::from(rendered.kept > 0);
+        group.events += rendered.kept;
         group.lines.extend_from_slice(&rendered.lines);
     }
     groups
+}
+
+/// The batch's database from its stream ARN and the settings, or what to fix.
+fn resolve_resource_id(settings: &BatchSettings, event_source_arn: Option<&str>) -> Result<ResourceId, String> {
+    let named = event_source_arn.map(ResourceId::from_stream);
+    let id = match (&settings.resource_id, named) {
+        (Some(configured), Some(Ok(named))) if *configured != named => {
+            return Err(format!(
+                "the batch comes from the activity stream of {named}, but DAS_RESOURCE_ID is {configured}: \
+                 KMS would refuse every record under the wrong encryption context; correct DAS_RESOURCE_ID \
+                 (or remove it: the id is read from the stream name)"
+            ))
+        }
+        (Some(configured), _) => configured.clone(),
+        (None, Some(Ok(named))) => named,
+        (None, Some(Err(err))) => return Err(format!("{err}; set DAS_RESOURCE_ID to the stream's database")),
+        (None, None) => return Err("the event has no eventSourceARN; set DAS_RESOURCE_ID".to_owned()),
+    };
+    if !settings.resource_ids.is_empty() && !settings.resource_ids.contains(&id) {
+        let allowed: Vec<&str> = settings.resource_ids.iter().map(ResourceId::as_str).collect();
+        return Err(format!(
+            "the batch comes from the activity stream of {id}, which is not in DAS_RESOURCE_IDS ({}): add it \
+             (the stack's ResourceIds parameter), or remove the event-source mapping that reads this stream",
+            allowed.join(",")
+        ));
+    }
+    Ok(id)
+}
+
+/// Seconds since the batch's oldest record arrived in Kinesis (0 for an empty batch).
+fn oldest_record_age(batch: &Batch) -> u64 {
+    let Some(oldest) = batch.records.iter().map(|r| r.arrival_seconds).reduce(f64::min) else {
+        return 0;
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    (now - oldest).max(0.0) as u64
 }
 
 /// Every record's envelope, in order.
@@ -476,8 +626,14 @@ fn parse_envelopes(batch: &Batch) -> Vec<Result<Envelope, DecodeFailure>> {
 /// The record Kinesis must retry from: the first transient failure or the first record held by
 /// a failed write, whichever comes first.
 fn retry_point(fates: &[Fate], first_transient: Option<usize>, first_failed: Option<usize>) -> Option<usize> {
-    if let Some(Fate::Transient(failure)) = first_transient.and_then(|i| fates.get(i)) {
-        tracing::warn!(error = %failure, "a record could not be finished now; Kinesis will retry from it");
+    match first_transient.and_then(|i| fates.get(i)) {
+        Some(Fate::Transient(failure)) if failure.is_configuration() => {
+            tracing::error!(error = %failure, "configuration error: a record cannot be decoded until this is fixed; Kinesis will retry from it");
+        }
+        Some(Fate::Transient(failure)) => {
+            tracing::warn!(error = %failure, "a record could not be finished now; Kinesis will retry from it");
+        }
+        _ => {}
     }
     match (first_transient, first_failed) {
         (Some(a), Some(b)) => Some(a.min(b)),
@@ -541,6 +697,8 @@ mod tests {
     fn settings() -> BatchSettings {
         BatchSettings {
             resource_id: None,
+            resource_ids: Vec::new(),
+            give_up_after: None,
             layout: Layout {
                 prefix: "activity/".into(),
                 compression: Compression::None,
@@ -837,7 +995,10 @@ mod tests {
             parse_envelope(None),
             Ok(unknown),
             Ok(rejected),
-        ];
+        ]
+        .into_iter()
+        .map(|e| (e, RecordOrigin::new("shardId-000000000000", "1")))
+        .collect();
         let filter = Arc::new(Filter::new(&skip_heartbeats()).unwrap());
         let decoded = decode_records(envelopes, &keyrings, &filter, &DecodeOptions::default())
             .await
@@ -860,5 +1021,227 @@ mod tests {
         let outcome = archiver.process(b).await;
         assert_eq!(outcome.retry_from, Some(first));
         assert!(archiver.sink().objects().is_empty());
+    }
+
+    fn archiver_with<K: DataKeySource, S: Sink>(keys: K, sink: S, settings: BatchSettings) -> Archiver<K, S> {
+        let cache = KeyCache::new(keys, KeyCacheLimits::default());
+        Archiver::new(settings, cache, Filter::new(&skip_heartbeats()).unwrap(), sink)
+    }
+
+    #[tokio::test]
+    async fn a_resource_id_that_contradicts_the_stream_is_a_configuration_error_not_a_quarantine() {
+        let mut wrong = settings();
+        wrong.resource_id = Some(ResourceId::parse("cluster-OTHER").unwrap());
+        let archiver = archiver_with(StaticKeySource::new(&KEY), MemorySink::default(), wrong);
+        let input = records(3, 1_795_316_397.0);
+        let outcome = archiver.process(batch(input.clone())).await;
+        assert_eq!(outcome.retry_from.as_deref(), Some(input[0].sequence_number.as_str()));
+        assert_eq!(outcome.metrics.records_retried, 3);
+        assert!(
+            archiver.sink().objects().is_empty(),
+            "nothing archived, nothing quarantined"
+        );
+        let fix = resolve_resource_id(&archiver.settings, Some(ARN)).unwrap_err();
+        assert!(
+            fix.contains("cluster-TEST1") && fix.contains("cluster-OTHER"),
+            "names both: {fix}"
+        );
+        assert_eq!(
+            outcome.resource_id.as_ref().map(ResourceId::as_str),
+            Some("cluster-TEST1")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stream_outside_the_allowed_list_is_retried_and_one_inside_is_archived() {
+        let mut allowed = settings();
+        allowed.resource_ids = vec![
+            ResourceId::parse("cluster-A").unwrap(),
+            ResourceId::parse("db-B").unwrap(),
+        ];
+        let archiver = archiver_with(StaticKeySource::new(&KEY), MemorySink::default(), allowed.clone());
+        let outcome = archiver.process(batch(records(2, 1_795_316_397.0))).await;
+        assert!(outcome.retry_from.is_some() && archiver.sink().objects().is_empty());
+        let fix = resolve_resource_id(&allowed, Some(ARN)).unwrap_err();
+        assert!(fix.contains("not in DAS_RESOURCE_IDS (cluster-A,db-B)"), "{fix}");
+        allowed.resource_ids.push(ResourceId::parse("cluster-TEST1").unwrap());
+        let archiver = archiver_with(StaticKeySource::new(&KEY), MemorySink::default(), allowed);
+        let outcome = archiver.process(batch(records(2, 1_795_316_397.0))).await;
+        assert_eq!((outcome.retry_from, outcome.metrics.events_archived), (None, 6));
+    }
+
+    #[test]
+    fn a_configured_id_names_a_stream_that_is_not_named_like_a_das_stream() {
+        let mut single = settings();
+        single.resource_id = Some(ResourceId::parse("db-ORACLE1").unwrap());
+        let id = resolve_resource_id(&single, Some("arn:aws:kinesis:us-east-1:1:stream/my-copy")).unwrap();
+        assert_eq!(id.as_str(), "db-ORACLE1");
+    }
+
+    #[tokio::test]
+    async fn a_record_stuck_past_the_give_up_age_is_quarantined_and_the_batch_goes_on() {
+        let mut patient = settings();
+        patient.give_up_after = Some(Duration::from_secs(3600));
+        let archiver = archiver_with(Throttling, MemorySink::default(), patient);
+        // Arrived on 2026-11-22: days older than the hour allowed.
+        let mut input = records(4, 1_795_314_600.0);
+        let mut env = Envelope::parse(input[1].data.as_ref().unwrap()).unwrap();
+        env.key_blob = b"throttled".to_vec();
+        input[1].data = Some(env.to_json());
+        let outcome = archiver.process(batch(input.clone())).await;
+        assert_eq!(outcome.retry_from, None);
+        let m = outcome.metrics;
+        assert_eq!(
+            (m.records_given_up, m.records_quarantined, m.events_archived),
+            (1, 1, 9)
+        );
+        assert!(m.oldest_record_age_seconds > 3600);
+        let quarantined: Vec<serde_json::Value> = archiver
+            .sink()
+            .objects()
+            .into_iter()
+            .filter(|(k, _)| k.contains("/quarantine/"))
+            .map(|(_, o)| serde_json::from_slice(&o.body).unwrap())
+            .collect();
+        assert_eq!(quarantined.len(), 1);
+        assert_eq!(quarantined[0]["errorKind"], "given-up");
+        assert!(quarantined[0]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("given up after 3600 s of retries"));
+        assert_eq!(
+            quarantined[0]["kinesis"]["sequenceNumber"],
+            input[1].sequence_number.as_str()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_young_stuck_record_is_retried_not_given_up() {
+        let mut patient = settings();
+        patient.give_up_after = Some(Duration::from_secs(3600));
+        let archiver = archiver_with(Throttling, MemorySink::default(), patient);
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
+        let mut input = records(2, now - 60.0);
+        let mut env = Envelope::parse(input[0].data.as_ref().unwrap()).unwrap();
+        env.key_blob = b"throttled".to_vec();
+        input[0].data = Some(env.to_json());
+        let outcome = archiver.process(batch(input.clone())).await;
+        assert_eq!(outcome.retry_from.as_deref(), Some(input[0].sequence_number.as_str()));
+        assert_eq!(
+            (outcome.metrics.records_given_up, outcome.metrics.records_retried),
+            (0, 2)
+        );
+    }
+
+    /// Refuses every quarantine write.
+    #[derive(Default)]
+    struct NoQuarantine(MemorySink);
+
+    #[async_trait]
+    impl Sink for NoQuarantine {
+        async fn put(&self, object: Object) -> Result<(), SinkError> {
+            if object.key.contains("/quarantine/") {
+                return Err(SinkError::Write {
+                    key: object.key,
+                    detail: "500 InternalError".into(),
+                });
+            }
+            self.0.put(object).await
+        }
+    }
+
+    #[tokio::test]
+    async fn counts_are_taken_only_for_writes_that_succeeded() {
+        let archiver = archiver(StaticKeySource::new(&KEY), NoQuarantine::default(), skip_heartbeats());
+        let mut input = records(3, 1_795_316_397.0);
+        input[2].data = Some(b"{not json".to_vec());
+        let outcome = archiver.process(batch(input.clone())).await;
+        assert_eq!(outcome.retry_from.as_deref(), Some(input[2].sequence_number.as_str()));
+        let m = outcome.metrics;
+        assert_eq!((m.records_quarantined, m.events_archived, m.records_retried), (0, 6, 1));
+    }
+
+    #[tokio::test]
+    async fn every_line_says_which_record_and_event_it_came_from() {
+        let archiver = archiver(StaticKeySource::new(&KEY), MemorySink::default(), skip_heartbeats());
+        let input = records(2, 1_795_316_397.0);
+        archiver.process(batch(input.clone())).await;
+        let all = lines(archiver.sink(), "activity/");
+        assert_eq!(all.len(), 6);
+        for (i, line) in all.iter().enumerate() {
+            let record = &input[i / 3];
+            assert_eq!(line["kinesisShardId"], record.shard_id.as_str());
+            assert_eq!(line["kinesisSequenceNumber"], record.sequence_number.as_str());
+            assert_eq!(
+                line["eventIndex"],
+                (i % 3) as u64,
+                "heartbeats count, and come last here"
+            );
+        }
+        let (_, object) = archiver.sink().objects().into_iter().next().unwrap();
+        let metadata: BTreeMap<&str, &str> = object.metadata.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        assert_eq!(metadata["das-record-count"], "2");
+        assert_eq!(metadata["das-event-count"], "6");
+        assert_eq!(metadata["das-first-sequence-number"], input[0].sequence_number);
+        assert_eq!(metadata["das-last-sequence-number"], input[1].sequence_number);
+    }
+
+    /// What a subscriber wrote, shared with the test.
+    #[cfg(feature = "lambda")]
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    #[cfg(feature = "lambda")]
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[cfg(feature = "lambda")]
+    #[tokio::test]
+    async fn sql_in_a_wrong_typed_value_reaches_neither_the_log_nor_the_quarantine_document() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let keyring = RawAesKeyring::das(&KEY).unwrap();
+        let payloads: [&[u8]; 3] = [
+            br#"{"type":"DatabaseActivityMonitoringRecord","databaseActivityEventList":"SELECT card FROM vault WHERE pin = 'Zq9pin'"}"#,
+            br#"{"type":"DatabaseActivityMonitoringRecord","databaseActivityEventList":["SELECT card FROM vault WHERE pin = 'Zq9pin'"]}"#,
+            br#"{"type":"DatabaseActivityMonitoringRecord","databaseActivityEventList":[{"a":1}] "SELECT card FROM vault WHERE pin = 'Zq9pin'"}"#,
+        ];
+        let input = payloads
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let data = record::encode_with(p, &keyring, b"key-blob", &EncodeOptions::default()).unwrap();
+                super::tests::input(data, i, 1_795_316_397.0)
+            })
+            .collect();
+        let archiver = archiver(StaticKeySource::new(&KEY), MemorySink::default(), skip_heartbeats());
+        let outcome = archiver.process(batch(input)).await;
+        assert_eq!(outcome.metrics.records_quarantined, 3);
+        let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert!(log.contains("record quarantined"), "{log}");
+        for (key, object) in archiver.sink().objects() {
+            let mut document: serde_json::Value = serde_json::from_slice(&object.body).unwrap();
+            // The raw record stays, encrypted and base64: only the rest is text a person reads.
+            document.as_object_mut().unwrap().remove("data");
+            let document = document.to_string();
+            assert!(document.contains("line 1 column"), "{key}: {document}");
+            assert!(
+                !document.contains("SELECT") && !document.contains("Zq9pin"),
+                "{key}: {document}"
+            );
+        }
+        assert!(!log.contains("SELECT") && !log.contains("Zq9pin"), "{log}");
     }
 }

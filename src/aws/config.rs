@@ -98,6 +98,8 @@ impl Settings {
     pub fn batch_settings(&self) -> BatchSettings {
         BatchSettings {
             resource_id: self.resource_id.clone(),
+            resource_ids: self.resource_ids.clone(),
+            give_up_after: self.give_up_after,
             layout: self.layout.clone(),
             decode: self.decode.clone(),
         }

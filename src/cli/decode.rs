@@ -9,7 +9,7 @@ use super::parse_key;
 use crate::pipeline::activity::ActivityRecord;
 use crate::pipeline::envelope::Envelope;
 use crate::pipeline::esdk::RawAesKeyring;
-use crate::pipeline::ndjson::write_event_line;
+use crate::pipeline::ndjson::{write_event_line, LineContext};
 use crate::pipeline::record::{self, DecodeOptions};
 
 #[derive(Debug, clap::Args)]
@@ -73,13 +73,14 @@ pub(super) fn decode(args: &DecodeArgs) -> Result<ExitCode, String> {
                 }
             };
             ok += 1;
-            for event in activity
+            for (index, event) in activity
                 .events
                 .iter()
-                .filter(|e| args.keep_heartbeats || !e.is_heartbeat())
+                .enumerate()
+                .filter(|(_, e)| args.keep_heartbeats || !e.is_heartbeat())
             {
                 line.clear();
-                write_event_line(event, &activity, &mut line);
+                write_event_line(event, &activity, &LineContext::unknown_record(index), &mut line);
                 out.write_all(&line).map_err(|e| format!("cannot write output: {e}"))?;
             }
         }

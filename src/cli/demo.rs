@@ -11,7 +11,7 @@ use super::EngineArg;
 use crate::pipeline::activity::ActivityRecord;
 use crate::pipeline::envelope::Envelope;
 use crate::pipeline::esdk::RawAesKeyring;
-use crate::pipeline::ndjson::write_event_line;
+use crate::pipeline::ndjson::{write_event_line, LineContext};
 use crate::pipeline::record::{self, DecodeOptions, EncodeOptions};
 use crate::pipeline::simulate::{Engine, Simulator};
 
@@ -79,7 +79,7 @@ pub(super) fn demo(args: &DemoArgs) -> Result<ExitCode, String> {
         let payload = record::decode(&envelope, &keyring, &options).map_err(|e| e.to_string())?;
         json_bytes += payload.json.len();
         let activity = ActivityRecord::parse(&payload.json, options.payload).map_err(|e| e.to_string())?;
-        for event in &activity.events {
+        for (index, event) in activity.events.iter().enumerate() {
             if event.is_heartbeat() {
                 heartbeats += 1;
                 continue;
@@ -87,7 +87,7 @@ pub(super) fn demo(args: &DemoArgs) -> Result<ExitCode, String> {
             events += 1;
             if shown < args.show {
                 line.clear();
-                write_event_line(event, &activity, &mut line);
+                write_event_line(event, &activity, &LineContext::unknown_record(index), &mut line);
                 out.write_all(&line).map_err(|e| e.to_string())?;
                 shown += 1;
             }

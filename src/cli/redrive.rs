@@ -245,7 +245,7 @@ pub(super) async fn redrive(args: &RedriveArgs) -> Result<ExitCode, String> {
 fn archiver(args: &RedriveArgs, settings: &Settings, sdk: &aws_config::SdkConfig) -> Result<RedriveArchiver, String> {
     let keys: Box<dyn DataKeySource> = match &args.wrapping_key {
         Some(key) => Box::new(StaticKeySource::new(&parse_key(key)?)),
-        None => Box::new(KmsKeySource::new(sdk)),
+        None => Box::new(KmsKeySource::new(sdk).with_key_arns(&settings.kms_key_arns)),
     };
     let sink = HoldQuarantine {
         inner: S3Sink::new(sdk, &settings.bucket, settings.s3_force_path_style),

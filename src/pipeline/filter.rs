@@ -56,7 +56,7 @@ use serde_json::value::RawValue;
 use wildmatch::WildMatch;
 
 use crate::pipeline::activity::{ActivityEvent, ActivityRecord, StrSeed};
-use crate::pipeline::ndjson;
+use crate::pipeline::ndjson::{self, LineContext};
 
 /// The filter settings as the user gives them, each list already split (see [`FilterSpec::parse_list`]).
 ///
@@ -461,9 +461,15 @@ impl Filter {
     /// An event from [`ActivityRecord::parse`] is always a well-formed JSON object, so rewriting it
     /// cannot fail; if it ever did, the line would hold only the resource ids, never an unfiltered
     /// field.
-    pub fn write_line(&self, event: &ActivityEvent<'_>, record: &ActivityRecord<'_>, out: &mut Vec<u8>) {
+    pub fn write_line(
+        &self,
+        event: &ActivityEvent<'_>,
+        record: &ActivityRecord<'_>,
+        at: &LineContext<'_>,
+        out: &mut Vec<u8>,
+    ) {
         if !self.rewrites_fields() {
-            ndjson::write_event_line(event, record, out);
+            ndjson::write_event_line(event, record, at, out);
             return;
         }
         let start = out.len();
@@ -481,7 +487,7 @@ impl Filter {
                 true
             }
         };
-        ndjson::finish_line(event, record, empty, out);
+        ndjson::finish_line(event, record, at, empty, start, out);
     }
 
     fn action(&self, key: &str) -> Action {
@@ -654,10 +660,23 @@ mod tests {
         let record = parse(&json);
         let filter = Filter::new(spec).unwrap();
         let mut out = Vec::new();
-        for event in &record.events {
-            filter.write_line(event, &record, &mut out);
+        for (i, event) in record.events.iter().enumerate() {
+            filter.write_line(event, &record, &LineContext::unknown_record(i), &mut out);
         }
-        String::from_utf8(out).unwrap()
+        without_provenance(&String::from_utf8(out).unwrap())
+    }
+
+    /// The lines without the provenance fields `ndjson` appends last (tested there), so the expected
+    /// lines here show only what the filter does.
+    fn without_provenance(lines: &str) -> String {
+        const MARK: &str = ",\"kinesisShardId\":null,\"kinesisSequenceNumber\":null,\"eventIndex\":";
+        lines
+            .lines()
+            .map(|line| match line.find(MARK) {
+                Some(at) => format!("{}}}\n", &line[..at]),
+                None => format!("{line}\n"),
+            })
+            .collect()
     }
 
     fn sha(hex: &str) -> String {
@@ -820,9 +839,10 @@ mod tests {
         let json = payload(&events);
         let record = parse(&json);
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-        for event in &record.events {
-            filter.write_line(event, &record, &mut ours);
-            ndjson::write_event_line(event, &record, &mut theirs);
+        for (i, event) in record.events.iter().enumerate() {
+            let at = LineContext::kinesis("shardId-000000000001", "49", i);
+            filter.write_line(event, &record, &at, &mut ours);
+            ndjson::write_event_line(event, &record, &at, &mut theirs);
         }
         assert_eq!(ours, theirs);
         assert!(Filter::new(&with(|s| s.drop_fields = list("paramList")))

@@ -24,6 +24,7 @@ use serde_json::{json, Map, Value};
 
 use crate::pipeline::activity::{ActivityEvent, ActivityRecord};
 use crate::pipeline::filter::{Filter, Verdict};
+use crate::pipeline::ndjson::LineContext;
 
 pub use rules::{Activity, Dialect, Status};
 
@@ -101,7 +102,8 @@ pub fn map_event(
         return None;
     }
     let mut line = Vec::with_capacity(event.raw_json().len() + 96);
-    filter.write_line(event, record, &mut line);
+    let at = LineContext::kinesis(provenance.shard_id, provenance.sequence_number, provenance.event_index);
+    filter.write_line(event, record, &at, &mut line);
     // A line from `write_line` is always a JSON object; if it ever were not, the event still maps
     // (from provenance alone) rather than being lost.
     let fields = serde_json::from_slice::<Map<String, Value>>(&line).unwrap_or_default();
@@ -110,9 +112,13 @@ pub fn map_event(
 
 /// The OCSF event for one archived NDJSON line (an event with its `clusterId` and `instanceId`),
 /// already filtered; `None` for a heartbeat. For `das tail --format ocsf` and `das replay`.
-pub fn map_line(fields: Map<String, Value>, provenance: &Provenance<'_>) -> Option<Value> {
+pub fn map_line(mut fields: Map<String, Value>, provenance: &Provenance<'_>) -> Option<Value> {
     if fields.get("type").and_then(Value::as_str) == Some(crate::pipeline::activity::HEARTBEAT) {
         return None;
+    }
+    // The archive line's provenance fields are `metadata.uid` / `correlation_uid` already.
+    for key in ["kinesisShardId", "kinesisSequenceNumber", "eventIndex"] {
+        fields.remove(key);
     }
     let mut fields = Fields::new(fields);
     let mut out = Map::new();
@@ -620,7 +626,8 @@ mod tests {
         let json = payload(&[PG_SELECT]);
         let record = ActivityRecord::parse(json.as_bytes(), ParseLimits::default()).unwrap();
         let mut line = Vec::new();
-        crate::pipeline::ndjson::write_event_line(&record.events[0], &record, &mut line);
+        let at = LineContext::kinesis("shardId-000000000000", "1", 0);
+        crate::pipeline::ndjson::write_event_line(&record.events[0], &record, &at, &mut line);
         let fields = serde_json::from_slice(&line).unwrap();
         assert_eq!(
             map_line(fields, &provenance(0)),

@@ -15,6 +15,7 @@ use crate::pipeline::envelope::{Envelope, EnvelopeError};
 use crate::pipeline::esdk::{self, DecryptOptions, EncryptOptions, EsdkError, KeyringError, RawAesKeyring, SuiteId};
 use crate::pipeline::filter::{Filter, Verdict};
 use crate::pipeline::gunzip::{self, GunzipError, DEFAULT_MAX_DECOMPRESSED_LEN};
+use crate::pipeline::ndjson::LineContext;
 
 /// Why a record could not be decoded; every variant is permanent.
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +109,29 @@ pub struct Rendered {
     pub heartbeats: u64,
 }
 
+/// Where a record came from in Kinesis; every line of its events carries it (see [`crate::pipeline::ndjson`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordOrigin {
+    /// The shard, e.g. `shardId-000000000000`.
+    pub shard_id: String,
+    /// The record's sequence number.
+    pub sequence_number: String,
+}
+
+impl RecordOrigin {
+    /// The record at `sequence_number` in `shard_id`.
+    pub fn new(shard_id: &str, sequence_number: &str) -> Self {
+        Self {
+            shard_id: shard_id.to_owned(),
+            sequence_number: sequence_number.to_owned(),
+        }
+    }
+
+    fn line(&self, event_index: usize) -> LineContext<'_> {
+        LineContext::kinesis(&self.shard_id, &self.sequence_number, event_index)
+    }
+}
+
 /// The pure, CPU-bound part of one record: decrypt, gunzip, parse, filter, format. Panic-proof: a
 /// panic (a bug) becomes [`RecordError::Panicked`] naming it, logged at error level.
 pub fn render_record(
@@ -115,8 +139,9 @@ pub fn render_record(
     keyring: &RawAesKeyring,
     filter: &Filter,
     options: &DecodeOptions,
+    origin: &RecordOrigin,
 ) -> Result<Rendered, RecordError> {
-    match catch_unwind(AssertUnwindSafe(|| render(envelope, keyring, filter, options))) {
+    match catch_unwind(AssertUnwindSafe(|| render(envelope, keyring, filter, options, origin))) {
         Ok(result) => result,
         Err(panic) => {
             let message = panic_message(panic.as_ref());
@@ -131,6 +156,7 @@ fn render(
     keyring: &RawAesKeyring,
     filter: &Filter,
     options: &DecodeOptions,
+    origin: &RecordOrigin,
 ) -> Result<Rendered, RecordError> {
     let payload = decode(envelope, keyring, options)?;
     let activity = ActivityRecord::parse(&payload.json, options.payload)?;
@@ -138,10 +164,10 @@ fn render(
         lines: Vec::with_capacity(payload.json.len() + activity.events.len() * 96),
         ..Rendered::default()
     };
-    for event in &activity.events {
+    for (index, event) in activity.events.iter().enumerate() {
         match filter.verdict(event) {
             Verdict::Keep => {
-                filter.write_line(event, &activity, &mut rendered.lines);
+                filter.write_line(event, &activity, &origin.line(index), &mut rendered.lines);
                 rendered.kept += 1;
             }
             Verdict::Filtered => rendered.filtered += 1,
@@ -290,7 +316,14 @@ mod tests {
         .unwrap();
         let keyring = RawAesKeyring::das(&[4u8; 32]).unwrap();
         let envelope = Envelope::parse(&data).unwrap();
-        let rendered = render_record(&envelope, &keyring, &filter, &DecodeOptions::default()).unwrap();
+        let rendered = render_record(
+            &envelope,
+            &keyring,
+            &filter,
+            &DecodeOptions::default(),
+            &RecordOrigin::default(),
+        )
+        .unwrap();
         assert_eq!((rendered.kept, rendered.filtered, rendered.heartbeats), (1, 1, 1));
         assert_eq!(rendered.lines.iter().filter(|b| **b == b'\n').count(), 1);
     }

@@ -75,9 +75,10 @@ async fn expected_lines(cfg: &aws_config::SdkConfig, stream: &str, resource: &Re
                 let keyring = RawAesKeyring::das(key.plaintext().unwrap().as_ref()).unwrap();
                 let payload = record::decode(&envelope, &keyring, &DecodeOptions::default()).unwrap();
                 let activity = payload.activity(&DecodeOptions::default()).unwrap();
-                for event in activity.events.iter().filter(|e| !e.is_heartbeat()) {
+                for (i, event) in activity.events.iter().enumerate().filter(|(_, e)| !e.is_heartbeat()) {
                     let mut line = Vec::new();
-                    das_archiver::ndjson::write_event_line(event, &activity, &mut line);
+                    let at = das_archiver::ndjson::LineContext::kinesis(shard.shard_id(), r.sequence_number(), i);
+                    das_archiver::ndjson::write_event_line(event, &activity, &at, &mut line);
                     lines.insert(String::from_utf8(line).unwrap().trim_end().to_owned());
                 }
             }

@@ -54,7 +54,7 @@ const OPERATION: Duration = Duration::from_secs(6);
 /// The level the batch logs a configuration error at today (src/aws/batch.rs logs every transient
 /// failure at WARN). When the batch logs `KeyError::is_configuration()` and
 /// `SinkError::is_configuration()` at ERROR, set "ERROR".
-const CONFIGURATION_LEVEL: &str = "WARN";
+const CONFIGURATION_LEVEL: &str = "ERROR";
 
 struct Env {
     _moto: Moto,
@@ -97,8 +97,13 @@ impl Env {
 
     /// The archiver as the Lambda builds it, with the settings `vars` and both clients through the proxy.
     fn archiver(&self, vars: &[(&str, &str)]) -> Archiver<KmsKeySource, S3Sink> {
-        let mut all: BTreeMap<&str, &str> =
-            [("DAS_ARCHIVE_BUCKET", BUCKET), ("DAS_S3_FORCE_PATH_STYLE", "true")].into();
+        let mut all: BTreeMap<&str, &str> = [
+            ("DAS_ARCHIVE_BUCKET", BUCKET),
+            ("DAS_S3_FORCE_PATH_STYLE", "true"),
+            // The records are days old: with the default give-up age a retry would be a give-up.
+            ("DAS_GIVE_UP_AFTER_SECONDS", "0"),
+        ]
+        .into();
         all.extend(vars.iter().copied());
         let settings = Settings::from_lookup(|name| all.get(name).map(|v| (*v).to_owned())).unwrap();
         Archiver::new(
@@ -497,7 +502,13 @@ async fn missing_credentials_are_a_configuration_error_and_no_request_is_sent() 
     );
     assert!(err.to_string().contains("CredentialsError"), "{err}");
     // S3 goes straight to moto here, so what is retried is KMS's doing alone.
-    let all: BTreeMap<&str, &str> = [("DAS_ARCHIVE_BUCKET", BUCKET), ("DAS_S3_FORCE_PATH_STYLE", "true")].into();
+    let all: BTreeMap<&str, &str> = [
+        ("DAS_ARCHIVE_BUCKET", BUCKET),
+        ("DAS_S3_FORCE_PATH_STYLE", "true"),
+        // The records are days old: with the default give-up age a retry would be a give-up.
+        ("DAS_GIVE_UP_AFTER_SECONDS", "0"),
+    ]
+    .into();
     let settings = Settings::from_lookup(|name| all.get(name).map(|v| (*v).to_owned())).unwrap();
     let archiver = Archiver::new(
         settings.batch_settings(),

@@ -51,7 +51,13 @@ fn stream_arn(resource: &ResourceId) -> String {
 type TestArchiver = Archiver<KmsKeySource, S3Sink>;
 
 fn archiver(kms: &SdkConfig, s3: &SdkConfig, vars: &[(&str, &str)]) -> TestArchiver {
-    let mut all: BTreeMap<&str, &str> = [("DAS_ARCHIVE_BUCKET", BUCKET), ("DAS_S3_FORCE_PATH_STYLE", "true")].into();
+    let mut all: BTreeMap<&str, &str> = [
+        ("DAS_ARCHIVE_BUCKET", BUCKET),
+        ("DAS_S3_FORCE_PATH_STYLE", "true"),
+        // The records are days old: with the default give-up age a retry would be a give-up.
+        ("DAS_GIVE_UP_AFTER_SECONDS", "0"),
+    ]
+    .into();
     all.extend(vars.iter().copied());
     let settings = Settings::from_lookup(|name| all.get(name).map(|v| (*v).to_owned())).unwrap();
     Archiver::new(
@@ -347,10 +353,15 @@ async fn when_kms_never_answers_each_attempt_times_out_and_the_batch_is_retried_
     // The kernel completes the TCP handshakes into the listener's backlog; nobody ever reads them.
     let (silent, _listener) = silent_endpoint_config(&env.cfg);
     let settings = Settings::from_lookup(|name| {
-        [("DAS_ARCHIVE_BUCKET", BUCKET), ("DAS_S3_FORCE_PATH_STYLE", "true")]
-            .into_iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.to_owned())
+        [
+            ("DAS_ARCHIVE_BUCKET", BUCKET),
+            ("DAS_S3_FORCE_PATH_STYLE", "true"),
+            // The records are days old: with the default give-up age a retry would be a give-up.
+            ("DAS_GIVE_UP_AFTER_SECONDS", "0"),
+        ]
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v.to_owned())
     })
     .unwrap();
     let kms = KmsKeySource::with_timeouts(

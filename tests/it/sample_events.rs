@@ -24,6 +24,8 @@ async fn run(file: &str) -> (serde_json::Value, Archiver<StaticKeySource, Memory
     let event: KinesisBatchEvent = serde_json::from_slice(&text).unwrap();
     let settings = BatchSettings {
         resource_id: None,
+        resource_ids: Vec::new(),
+        give_up_after: None,
         layout: Layout {
             prefix: "activity/".into(),
             compression: Compression::None,

@@ -17,8 +17,9 @@ use tokio::sync::mpsc;
 
 use super::filters::FilterArgs;
 use super::parse_key;
-use crate::aws::batch::{decode_records, parse_envelope, DecodeFailure, Keyrings};
-use crate::aws::keys::{DataKeySource, KeyCache, KeyCacheLimits, KeyError, KmsKeySource, StaticKeySource};
+use crate::aws::batch::{decode_records, parse_envelope, DecodeFailure, Keyrings, RecordOrigin};
+use crate::aws::config::Settings;
+use crate::aws::keys::{DataKeySource, KeyCache, KeyError, KmsKeySource, StaticKeySource};
 use crate::pipeline::envelope::{Envelope, ResourceId};
 use crate::pipeline::error::{Classify, FailureKind};
 use crate::pipeline::esdk::RawAesKeyring;
@@ -60,7 +61,7 @@ pub(super) async fn tail(args: &TailArgs) -> Result<ExitCode, String> {
     let filter = Arc::new(Filter::new(&settings.filter).map_err(|e| e.to_string())?);
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let decoder = Decoder {
-        keys: key_cache(args, &sdk, settings.key_cache)?,
+        keys: key_cache(args, &sdk, &settings)?,
         resource,
         filter,
         options: settings.decode.clone(),
@@ -96,13 +97,13 @@ fn stream_and_resource(args: &TailArgs) -> Result<(String, ResourceId), String> 
 fn key_cache(
     args: &TailArgs,
     sdk: &aws_config::SdkConfig,
-    limits: KeyCacheLimits,
+    settings: &Settings,
 ) -> Result<KeyCache<Box<dyn DataKeySource>>, String> {
     let source: Box<dyn DataKeySource> = match &args.wrapping_key {
         Some(key) => Box::new(StaticKeySource::new(&parse_key(key)?)),
-        None => Box::new(KmsKeySource::new(sdk)),
+        None => Box::new(KmsKeySource::new(sdk).with_key_arns(&settings.kms_key_arns)),
     };
-    Ok(KeyCache::new(source, limits))
+    Ok(KeyCache::new(source, settings.key_cache))
 }
 
 /// The loop: print what the readers send until the limit, Ctrl-C, or a reader fails.
@@ -126,9 +127,13 @@ async fn follow(
             ShardEvent::Failed { shard, error } => {
                 return Err(format!("reading {shard} of {} failed: {error}", readers.stream()))
             }
-            ShardEvent::Records { records, millis_behind } => {
+            ShardEvent::Records {
+                shard,
+                records,
+                millis_behind,
+            } => {
                 progress.lag_millis = millis_behind;
-                let lines = decoder.decode(&records, progress).await;
+                let lines = decoder.decode(&shard, &records, progress).await;
                 print_events(&mut out, &lines, args, progress)?;
             }
         }
@@ -170,11 +175,13 @@ struct Decoder {
 impl Decoder {
     /// Decodes one GetRecords batch: keys first, then the CPU work on all cores. Returns the NDJSON
     /// lines in order; each failed record is reported on stderr and counted.
-    async fn decode(&self, records: &[(Vec<u8>, String)], progress: &mut Progress) -> Vec<u8> {
+    async fn decode(&self, shard: &str, records: &[(Vec<u8>, String)], progress: &mut Progress) -> Vec<u8> {
         progress.records += records.len() as u64;
         let envelopes: Vec<_> = records.iter().map(|(data, _)| parse_envelope(Some(data))).collect();
         let keyrings = self.fetch_keys(&envelopes).await;
-        let decoded = match decode_records(envelopes, &keyrings, &self.filter, &self.options).await {
+        let origins = records.iter().map(|(_, sequence)| RecordOrigin::new(shard, sequence));
+        let jobs = envelopes.into_iter().zip(origins).collect();
+        let decoded = match decode_records(jobs, &keyrings, &self.filter, &self.options).await {
             Ok(decoded) => decoded,
             Err(err) => {
                 eprintln!("das tail: decoding {} records failed: {err}", records.len());

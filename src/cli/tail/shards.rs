@@ -37,6 +37,8 @@ pub(super) fn parse_start(text: &str) -> Result<Start, String> {
 /// One GetRecords result, or the end of a shard.
 pub(super) enum ShardEvent {
     Records {
+        /// The shard they were read from.
+        shard: String,
         /// Each record's data and sequence number, in order.
         records: Vec<(Vec<u8>, String)>,
         millis_behind: i64,
@@ -242,7 +244,11 @@ impl ShardReader {
         if !records.is_empty()
             && self
                 .tx
-                .send(ShardEvent::Records { records, millis_behind })
+                .send(ShardEvent::Records {
+                    shard: self.shard.clone(),
+                    records,
+                    millis_behind,
+                })
                 .await
                 .is_err()
         {
