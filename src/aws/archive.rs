@@ -23,6 +23,10 @@ pub enum Compression {
     /// gzip (`.ndjson.gz`), the default: DAS JSON compresses about 10:1.
     #[default]
     Gzip,
+    /// zstd (`.ndjson.zst`), level 3: smaller than gzip-6 and faster to write. Athena engine 3 reads
+    /// zstd-compressed text by its extension
+    /// (<https://docs.aws.amazon.com/athena/latest/ug/compression-formats.html>).
+    Zstd,
     /// Plain NDJSON (`.ndjson`).
     None,
 }
@@ -32,8 +36,9 @@ impl std::str::FromStr for Compression {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim().to_ascii_lowercase().as_str() {
             "gzip" | "gz" => Ok(Self::Gzip),
+            "zstd" | "zst" => Ok(Self::Zstd),
             "none" | "off" => Ok(Self::None),
-            other => Err(format!("{other:?} is not a compression; use gzip or none")),
+            other => Err(format!("{other:?} is not a compression; use gzip, zstd or none")),
         }
     }
 }
@@ -123,6 +128,7 @@ impl Layout {
     ) -> String {
         let extension = match self.compression {
             Compression::Gzip => "ndjson.gz",
+            Compression::Zstd => "ndjson.zst",
             Compression::None => "ndjson",
         };
         format!(
@@ -186,6 +192,23 @@ impl Layout {
                 content_encoding: Some("gzip"),
                 metadata: Vec::new(),
             },
+            // Compressing a buffer in memory fails only if zstd cannot allocate; then the object is
+            // stored plain, under the plain extension, rather than lost.
+            Compression::Zstd => match zstd::bulk::compress(ndjson, ZSTD_LEVEL) {
+                Ok(body) => Object {
+                    key,
+                    body,
+                    content_type: "application/x-ndjson",
+                    // Browsers and HTTP clients do not all decode zstd; the extension says it.
+                    content_encoding: None,
+                    metadata: Vec::new(),
+                },
+                Err(_) => Self {
+                    compression: Compression::None,
+                    ..self.clone()
+                }
+                .archive_object(key.strip_suffix(".zst").unwrap_or(&key).to_owned(), ndjson),
+            },
             Compression::None => Object {
                 key,
                 body: ndjson.to_vec(),
@@ -204,6 +227,10 @@ impl Object {
         self
     }
 }
+
+/// The zstd level of archive objects: 3, zstd's own default (see `make bench` for levels 1 and 3
+/// against gzip-6).
+pub const ZSTD_LEVEL: i32 = 3;
 
 /// Gzip (level 6) of a whole object. The body is complete before it is compressed, so libdeflate's
 /// whole-buffer compressor applies: on our NDJSON it is about 20 % faster than zlib at the same level
@@ -575,7 +602,20 @@ mod tests {
     fn compression_settings_parse_or_say_what_is_allowed() {
         assert_eq!("GZIP".parse::<Compression>(), Ok(Compression::Gzip));
         assert_eq!("none".parse::<Compression>(), Ok(Compression::None));
-        assert!("zstd".parse::<Compression>().unwrap_err().contains("gzip or none"));
+        assert_eq!("zstd".parse::<Compression>(), Ok(Compression::Zstd));
+        assert!("brotli".parse::<Compression>().unwrap_err().contains("gzip, zstd or none"));
+    }
+
+    #[test]
+    fn zstd_objects_decompress_to_the_lines_under_their_own_extension() {
+        let layout = layout(Compression::Zstd);
+        let arrival = UtcDateTime::from_unix_seconds(1_795_316_397.0);
+        let key = layout.archive_key(&ResourceId::parse("cluster-A").unwrap(), &arrival, "s", "1", "2");
+        assert!(key.ends_with("/s-1-2.ndjson.zst"), "{key}");
+        let lines = b"{\"a\":1}\n".repeat(1000);
+        let object = layout.archive_object(key, &lines);
+        assert!(object.body.len() < lines.len() / 10);
+        assert_eq!(zstd::bulk::decompress(&object.body, lines.len()).unwrap(), lines);
     }
 
     #[tokio::test]

@@ -119,7 +119,7 @@ async fn archived_lines(cfg: &SdkConfig, prefix: &str) -> Vec<Value> {
             String::from_utf8(text)
                 .unwrap()
                 .lines()
-                .map(|l| serde_json::from_str::<Value>(l).unwrap()),
+                .map(|l| common::without_provenance(serde_json::from_str::<Value>(l).unwrap())),
         );
     }
     lines

@@ -65,3 +65,20 @@ pub(crate) fn pseudo_random_bytes(len: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// An archived line without its provenance fields (`kinesisShardId`, `kinesisSequenceNumber`,
+/// `eventIndex`), after checking that it has all three with the right JSON types: the event as the
+/// database produced it plus its record's ids, for comparing with what a test encoded.
+pub(crate) fn without_provenance(mut line: serde_json::Value) -> serde_json::Value {
+    let fields = line.as_object_mut().expect("an archived line is a JSON object");
+    let shard = fields.remove("kinesisShardId");
+    let sequence = fields.remove("kinesisSequenceNumber");
+    let index = fields.remove("eventIndex");
+    assert!(
+        shard.as_ref().is_some_and(serde_json::Value::is_string)
+            && sequence.as_ref().is_some_and(serde_json::Value::is_string)
+            && index.as_ref().is_some_and(serde_json::Value::is_u64),
+        "every archived line says where it came from: {shard:?} {sequence:?} {index:?}"
+    );
+    line
+}
