@@ -603,7 +603,10 @@ mod tests {
         assert_eq!("GZIP".parse::<Compression>(), Ok(Compression::Gzip));
         assert_eq!("none".parse::<Compression>(), Ok(Compression::None));
         assert_eq!("zstd".parse::<Compression>(), Ok(Compression::Zstd));
-        assert!("brotli".parse::<Compression>().unwrap_err().contains("gzip, zstd or none"));
+        assert!("brotli"
+            .parse::<Compression>()
+            .unwrap_err()
+            .contains("gzip, zstd or none"));
     }
 
     #[test]

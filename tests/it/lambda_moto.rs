@@ -420,3 +420,80 @@ async fn a_thousand_records_sharing_one_data_key_make_one_kms_call() {
         expected_lines(&payloads).len()
     );
 }
+
+#[tokio::test]
+async fn one_function_archives_two_streams_into_their_own_prefixes_and_refuses_a_third() {
+    let env = env().await;
+    let allowed = "cluster-FLEETONE0001,db-FLEETTWO00001";
+    let archiver = archiver(&env.cfg, &env.cfg, &[("DAS_RESOURCE_IDS", allowed)]);
+    for (engine, id) in [
+        (Engine::AuroraPostgresql, "cluster-FLEETONE0001"),
+        (Engine::Oracle, "db-FLEETTWO00001"),
+    ] {
+        let resource = ResourceId::parse(id).unwrap();
+        let (data, payloads) = records(&env, engine, &resource, 4, 3).await;
+        let event = lambda_kinesis_event(&stream_arn(&resource), "shardId-000000000000", &data, 0, ARRIVAL);
+        assert_eq!(invoke(&archiver, event).await, json!({"batchItemFailures": []}), "{id}");
+        assert_eq!(
+            archived_lines(&env.cfg, &format!("activity/{id}/")).await,
+            expected_lines(&payloads)
+        );
+    }
+    // A stream whose id is not in DAS_RESOURCE_IDS: a configuration error, retried, never written.
+    let stranger = ResourceId::parse("cluster-STRANGER0001").unwrap();
+    let (data, _) = records(&env, Engine::AuroraPostgresql, &stranger, 2, 3).await;
+    let event = lambda_kinesis_event(&stream_arn(&stranger), "shardId-000000000000", &data, 0, ARRIVAL);
+    let reply = invoke(&archiver, event.clone()).await;
+    assert_eq!(
+        reply["batchItemFailures"][0]["itemIdentifier"],
+        event["Records"][0]["kinesis"]["sequenceNumber"]
+    );
+    let everything = moto::read_objects(&env.cfg, BUCKET, "").await;
+    assert!(
+        everything.keys().all(|k| !k.contains("STRANGER")),
+        "{:?}",
+        everything.keys()
+    );
+}
+
+#[tokio::test]
+async fn s3_verifies_each_object_s_sha256_and_its_metadata_counts_its_lines() {
+    use aws_sdk_s3::types::ChecksumMode;
+    use base64::Engine as _;
+    let env = env().await;
+    let archiver = archiver(&env.cfg, &env.cfg, &[]);
+    let resource = ResourceId::parse("cluster-CHECKSUM0001").unwrap();
+    let (data, payloads) = records(&env, Engine::AuroraPostgresql, &resource, 5, 4).await;
+    let event = lambda_kinesis_event(&stream_arn(&resource), "shardId-000000000000", &data, 7, ARRIVAL);
+    invoke(&archiver, event.clone()).await;
+    let objects = moto::read_objects(&env.cfg, BUCKET, "activity/cluster-CHECKSUM0001/").await;
+    assert_eq!(objects.len(), 1);
+    let (key, body) = objects.into_iter().next().unwrap();
+    let head = moto::s3_client(&env.cfg)
+        .head_object()
+        .bucket(BUCKET)
+        .key(&key)
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap();
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &body);
+    let expected = base64::engine::general_purpose::STANDARD.encode(digest.as_ref());
+    assert_eq!(
+        head.checksum_sha256(),
+        Some(expected.as_str()),
+        "the stored checksum is the body's"
+    );
+    let metadata = head.metadata().unwrap();
+    let records = event["Records"].as_array().unwrap();
+    assert_eq!(metadata["das-record-count"], "5");
+    assert_eq!(metadata["das-event-count"], expected_lines(&payloads).len().to_string());
+    assert_eq!(
+        metadata["das-first-sequence-number"],
+        records[0]["kinesis"]["sequenceNumber"].as_str().unwrap()
+    );
+    assert_eq!(
+        metadata["das-last-sequence-number"],
+        records[4]["kinesis"]["sequenceNumber"].as_str().unwrap()
+    );
+}
