@@ -30,7 +30,7 @@ pub struct ConfigError {
 pub struct Settings {
     /// `DAS_ARCHIVE_BUCKET`: the bucket objects are written to (required).
     pub bucket: String,
-    /// `DAS_ARCHIVE_PREFIX` (default `activity/`) and `DAS_COMPRESSION` (`gzip`, default, or `none`).
+    /// `DAS_ARCHIVE_PREFIX` (default `activity/`) and `DAS_COMPRESSION` (`gzip`, default, `zstd` or `none`).
     pub layout: Layout,
     /// `DAS_RESOURCE_ID`: the one database of a single-stream deployment. A batch from a DAS stream
     /// of another id is a configuration error; a stream not named like a DAS stream gets this id.
@@ -455,7 +455,7 @@ mod tests {
     fn bad_values_name_the_variable_and_the_value() {
         let cases = [
             (vec![], "DAS_ARCHIVE_BUCKET"),
-            (vec![("DAS_COMPRESSION", "zstd")], "DAS_COMPRESSION=\"zstd\""),
+            (vec![("DAS_COMPRESSION", "brotli")], "DAS_COMPRESSION=\"brotli\""),
             (vec![("DAS_RESOURCE_ID", "mydb")], "DAS_RESOURCE_ID=\"mydb\""),
             (
                 vec![("DAS_KEY_CACHE_TTL_SECONDS", "ten")],
