@@ -2,8 +2,9 @@
 //! after its parents closed, so its records come after theirs), and read each one until it closes,
 //! backing off on throttling and renewing an expired iterator. It moves record bytes to the
 //! command's loop and never decodes them, and it never skips or replays a record on its own: a
-//! child shard is read from its first record, an expired iterator resumes after the last record
-//! read, and anything it cannot recover from is an error naming the shard, never a silent end.
+//! child shard is read from its first record (or the `--from` time), an expired iterator resumes
+//! after the last record read, and anything it cannot recover from is an error naming the shard,
+//! never a silent end.
 
 use std::collections::HashSet;
 use std::ops::ControlFlow;
