@@ -316,3 +316,66 @@ impl Decoder {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Error, ErrorKind};
+
+    const ARN: &str = "arn:aws:kinesis:us-east-1:123456789012:stream/aws-rds-das-cluster-ABC";
+
+    fn line(kind: &str, index: usize) -> String {
+        format!(
+            r#"{{"type":"{kind}","command":"SELECT","class":"READ","kinesisShardId":"shardId-000000000000","kinesisSequenceNumber":"7","eventIndex":{index}}}"#
+        ) + "\n"
+    }
+
+    #[test]
+    fn a_broken_pipe_ends_tail_quietly_and_any_other_write_error_is_an_error() {
+        assert_eq!(written_or_end(Ok(())), Ok(None));
+        assert_eq!(
+            written_or_end(Err(Error::from(ErrorKind::BrokenPipe))),
+            Ok(Some(End::StdoutClosed))
+        );
+        let full = written_or_end(Err(Error::from(ErrorKind::StorageFull))).unwrap_err();
+        assert!(full.starts_with("cannot write output"), "{full}");
+    }
+
+    #[test]
+    fn the_printer_stops_at_the_limit_across_records() {
+        let printer = Printer {
+            ocsf: None,
+            pretty: false,
+            limit: Some(3),
+        };
+        let records = [
+            (line("record", 0) + &line("record", 1), 0),
+            (line("record", 0) + &line("record", 1), 0),
+        ];
+        let (mut out, mut progress) = (Vec::new(), Progress::new(false));
+        printer
+            .print(&mut out, &records.map(|(l, t)| (l.into_bytes(), t)), &mut progress)
+            .unwrap();
+        assert_eq!(String::from_utf8(out).unwrap().lines().count(), 3);
+        assert_eq!(progress.events, 3);
+    }
+
+    #[test]
+    fn in_ocsf_a_kept_heartbeat_prints_nothing_and_is_not_counted() {
+        let printer = Printer {
+            ocsf: Some(OcsfContext::new("cluster-ABC", ARN.to_owned())),
+            pretty: false,
+            limit: None,
+        };
+        let lines = line("heartbeat", 0) + &line("record", 1);
+        let (mut out, mut progress) = (Vec::new(), Progress::new(false));
+        printer
+            .print(&mut out, &[(lines.into_bytes(), 1_790_000_000_000)], &mut progress)
+            .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.lines().count(), 1);
+        let event: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap();
+        assert_eq!(event["metadata"]["uid"], "shardId-000000000000:7:1");
+        assert_eq!((progress.events, progress.failed), (1, 0));
+    }
+}
