@@ -1,10 +1,14 @@
 //! `das tail`: follow a live activity stream and print its decrypted events, after the same filters
 //! as the Lambda. Every shard is read concurrently; a shard's children (after a split or merge) are
-//! followed once it closes; throttling (Kinesis and KMS) is backed off; Ctrl-C ends cleanly.
+//! followed from their first record once it closes; throttling (Kinesis and KMS) is backed off;
+//! Ctrl-C and a closed stdout (`das tail | head`) end cleanly. It must never lose a record quietly:
+//! what it cannot print is reported on stderr and counted in the exit code.
 //!
-//! This file is the command and its loop; [`shards`] reads the stream and [`progress`] reports. The
-//! records are decoded by the Lambda's own [`decode_records`], so tail shows what the archive holds.
+//! This file is the command and its loop; [`shards`] reads the stream, [`format`] renders OCSF and
+//! [`progress`] reports. The records are decoded by the Lambda's own [`decode_records`], so tail
+//! shows what the archive holds.
 
+mod format;
 mod progress;
 mod shards;
 
@@ -25,8 +29,9 @@ use crate::pipeline::error::{Classify, FailureKind};
 use crate::pipeline::esdk::RawAesKeyring;
 use crate::pipeline::filter::Filter;
 use crate::pipeline::record::DecodeOptions;
+use format::{Format, OcsfContext};
 use progress::Progress;
-use shards::{parse_start, Readers, ShardEvent, Start};
+use shards::{parse_start, Readers, Record, ShardEvent, Start};
 
 #[derive(Debug, clap::Args)]
 pub(super) struct TailArgs {
@@ -45,6 +50,9 @@ pub(super) struct TailArgs {
     /// Pretty-print each event instead of one JSON object per line.
     #[arg(long)]
     pretty: bool,
+    /// What to print per event: the archive's NDJSON line, or OCSF 1.1.0 Datastore Activity JSON.
+    #[arg(long, value_enum, default_value = "ndjson")]
+    format: Format,
     /// Use this 32-byte wrapping key (hex or base64) instead of KMS.
     #[arg(long, env = "DAS_WRAPPING_KEY", hide_env_values = true)]
     wrapping_key: Option<String>,
@@ -67,11 +75,35 @@ pub(super) async fn tail(args: &TailArgs) -> Result<ExitCode, String> {
         options: settings.decode.clone(),
     };
     let (tx, mut rx) = mpsc::channel::<ShardEvent>(64);
+    let given = args.stream.clone().unwrap_or_default();
     let mut readers = Readers::new(aws_sdk_kinesis::Client::new(&sdk), stream, args.from.clone(), tx);
+    let printer = Printer {
+        ocsf: match args.format {
+            Format::Ocsf => Some(OcsfContext::new(
+                decoder.resource.as_str(),
+                readers.stream_arn(&given).await?,
+            )),
+            Format::Ndjson => None,
+        },
+        pretty: args.pretty,
+        limit: args.limit,
+    };
     readers.start_ready().await?;
     let mut progress = Progress::new(std::io::stderr().is_terminal());
-    follow(args, &mut rx, &mut readers, &decoder, &mut progress).await?;
-    Ok(progress.finish())
+    match follow(&printer, &mut rx, &mut readers, &decoder, &mut progress).await? {
+        // Whoever read our output has stopped (`das tail | head`): that is how such a pipe ends.
+        End::StdoutClosed => Ok(ExitCode::SUCCESS),
+        End::Done => Ok(progress.finish()),
+    }
+}
+
+/// How the loop ended without an error.
+#[derive(Debug, PartialEq)]
+enum End {
+    /// The limit, Ctrl-C, or every reader gone.
+    Done,
+    /// Stdout was closed by its reader (a broken pipe).
+    StdoutClosed,
 }
 
 /// The stream's name and the database it belongs to, from `--stream` and/or `--resource-id`.
@@ -106,17 +138,18 @@ fn key_cache(
     Ok(KeyCache::new(source, settings.key_cache))
 }
 
-/// The loop: print what the readers send until the limit, Ctrl-C, or a reader fails.
+/// The loop: print what the readers send until the limit, Ctrl-C, a closed stdout, or a reader
+/// fails.
 async fn follow(
-    args: &TailArgs,
+    printer: &Printer,
     rx: &mut mpsc::Receiver<ShardEvent>,
     readers: &mut Readers,
     decoder: &Decoder,
     progress: &mut Progress,
-) -> Result<(), String> {
+) -> Result<End, String> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    while progress.remaining(args.limit) > 0 {
+    while progress.remaining(printer.limit) > 0 {
         let event = tokio::select! {
             event = rx.recv() => event,
             _ = tokio::signal::ctrl_c() => break,
@@ -133,35 +166,88 @@ async fn follow(
                 millis_behind,
             } => {
                 progress.lag_millis = millis_behind;
-                let lines = decoder.decode(&shard, &records, progress).await;
-                print_events(&mut out, &lines, args, progress)?;
+                let decoded = decoder.decode(&shard, &records, progress).await;
+                let written = printer.print(&mut out, &decoded, progress);
+                if let Some(end) = written_or_end(written)? {
+                    return Ok(end);
+                }
             }
         }
         progress.report();
     }
-    Ok(())
+    Ok(End::Done)
 }
 
-/// Prints NDJSON lines, one event each, up to the limit.
-fn print_events(out: &mut impl Write, lines: &[u8], args: &TailArgs, progress: &mut Progress) -> Result<(), String> {
-    for line in lines.split_inclusive(|b| *b == b'\n') {
-        if progress.remaining(args.limit) == 0 {
-            break;
-        }
-        write_event(out, line, args.pretty).map_err(|e| format!("cannot write output: {e}"))?;
-        progress.events += 1;
+/// A write error: a broken pipe ends the loop quietly (`Some(End::StdoutClosed)`), anything else
+/// (a full disk) is an error.
+fn written_or_end(written: std::io::Result<()>) -> Result<Option<End>, String> {
+    match written {
+        Ok(()) => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(Some(End::StdoutClosed)),
+        Err(e) => Err(format!("cannot write output: {e}")),
     }
-    out.flush().map_err(|e| format!("cannot write output: {e}"))
 }
 
-fn write_event(out: &mut impl Write, line: &[u8], pretty: bool) -> std::io::Result<()> {
-    if pretty {
-        if let Ok(value) = serde_json::from_slice::<serde_json::Value>(line) {
-            serde_json::to_writer_pretty(&mut *out, &value)?;
-            return out.write_all(b"\n");
+/// How events are printed: `--format`, `--pretty`, `--limit`.
+struct Printer {
+    /// `Some` with `--format ocsf`.
+    ocsf: Option<OcsfContext>,
+    pretty: bool,
+    limit: Option<u64>,
+}
+
+impl Printer {
+    /// Prints each record's lines, one event each, up to the limit, and flushes.
+    fn print(&self, out: &mut impl Write, decoded: &[(Vec<u8>, i64)], progress: &mut Progress) -> std::io::Result<()> {
+        for (lines, arrival_ms) in decoded {
+            for line in lines.split_inclusive(|b| *b == b'\n') {
+                if progress.remaining(self.limit) == 0 {
+                    return out.flush();
+                }
+                if self.write_event(out, line, *arrival_ms, progress)? {
+                    progress.events += 1;
+                }
+            }
         }
+        out.flush()
     }
-    out.write_all(line)
+
+    /// Writes one event; `false` if it printed nothing (a heartbeat in OCSF, or a line that would
+    /// not map, which is reported and counted as failed).
+    fn write_event(
+        &self,
+        out: &mut impl Write,
+        line: &[u8],
+        arrival_ms: i64,
+        progress: &mut Progress,
+    ) -> std::io::Result<bool> {
+        let value = match &self.ocsf {
+            None if !self.pretty => {
+                out.write_all(line)?;
+                return Ok(true);
+            }
+            None => serde_json::from_slice::<serde_json::Value>(line).ok(),
+            Some(context) => match context.render(line, arrival_ms) {
+                Ok(None) => return Ok(false),
+                Ok(event) => event,
+                Err(e) => {
+                    eprintln!("das tail: {e}");
+                    progress.failed += 1;
+                    return Ok(false);
+                }
+            },
+        };
+        match value {
+            Some(value) if self.pretty => serde_json::to_writer_pretty(&mut *out, &value)?,
+            Some(value) => serde_json::to_writer(&mut *out, &value)?,
+            None => {
+                out.write_all(line)?;
+                return Ok(true);
+            }
+        }
+        out.write_all(b"\n")?;
+        Ok(true)
+    }
 }
 
 /// What decoding needs: the keys, the database (the KMS encryption context), the filter and limits.
@@ -173,28 +259,29 @@ struct Decoder {
 }
 
 impl Decoder {
-    /// Decodes one GetRecords batch: keys first, then the CPU work on all cores. Returns the NDJSON
-    /// lines in order; each failed record is reported on stderr and counted.
-    async fn decode(&self, shard: &str, records: &[(Vec<u8>, String)], progress: &mut Progress) -> Vec<u8> {
+    /// Decodes one GetRecords batch: keys first, then the CPU work on all cores. Returns each
+    /// record's NDJSON lines and arrival time, in order; each failed record is reported on stderr
+    /// and counted, and so is a batch whose decode task failed (a `spawn_blocking` error).
+    async fn decode(&self, shard: &str, records: &[Record], progress: &mut Progress) -> Vec<(Vec<u8>, i64)> {
         progress.records += records.len() as u64;
-        let envelopes: Vec<_> = records.iter().map(|(data, _)| parse_envelope(Some(data))).collect();
+        let envelopes: Vec<_> = records.iter().map(|r| parse_envelope(Some(&r.data))).collect();
         let keyrings = self.fetch_keys(&envelopes).await;
-        let origins = records.iter().map(|(_, sequence)| RecordOrigin::new(shard, sequence));
+        let origins = records.iter().map(|r| RecordOrigin::new(shard, &r.sequence));
         let jobs = envelopes.into_iter().zip(origins).collect();
         let decoded = match decode_records(jobs, &keyrings, &self.filter, &self.options).await {
             Ok(decoded) => decoded,
             Err(err) => {
-                eprintln!("das tail: decoding {} records failed: {err}", records.len());
+                eprintln!("das tail: decoding {} records of {shard} failed: {err}", records.len());
                 progress.failed += records.len() as u64;
                 return Vec::new();
             }
         };
-        let mut lines = Vec::new();
-        for ((_, sequence), result) in records.iter().zip(decoded) {
+        let mut lines = Vec::with_capacity(records.len());
+        for (record, result) in records.iter().zip(decoded) {
             match result {
-                Ok(rendered) => lines.extend_from_slice(&rendered.lines),
+                Ok(rendered) => lines.push((rendered.lines, record.arrival_ms)),
                 Err(err) => {
-                    eprintln!("das tail: record {sequence}: {err}");
+                    eprintln!("das tail: record {} of {shard}: {err}", record.sequence);
                     progress.failed += 1;
                 }
             }
@@ -227,5 +314,68 @@ impl Decoder {
                 other => return other,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Error, ErrorKind};
+
+    const ARN: &str = "arn:aws:kinesis:us-east-1:123456789012:stream/aws-rds-das-cluster-ABC";
+
+    fn line(kind: &str, index: usize) -> String {
+        format!(
+            r#"{{"type":"{kind}","command":"SELECT","class":"READ","kinesisShardId":"shardId-000000000000","kinesisSequenceNumber":"7","eventIndex":{index}}}"#
+        ) + "\n"
+    }
+
+    #[test]
+    fn a_broken_pipe_ends_tail_quietly_and_any_other_write_error_is_an_error() {
+        assert_eq!(written_or_end(Ok(())), Ok(None));
+        assert_eq!(
+            written_or_end(Err(Error::from(ErrorKind::BrokenPipe))),
+            Ok(Some(End::StdoutClosed))
+        );
+        let full = written_or_end(Err(Error::from(ErrorKind::StorageFull))).unwrap_err();
+        assert!(full.starts_with("cannot write output"), "{full}");
+    }
+
+    #[test]
+    fn the_printer_stops_at_the_limit_across_records() {
+        let printer = Printer {
+            ocsf: None,
+            pretty: false,
+            limit: Some(3),
+        };
+        let records = [
+            (line("record", 0) + &line("record", 1), 0),
+            (line("record", 0) + &line("record", 1), 0),
+        ];
+        let (mut out, mut progress) = (Vec::new(), Progress::new(false));
+        printer
+            .print(&mut out, &records.map(|(l, t)| (l.into_bytes(), t)), &mut progress)
+            .unwrap();
+        assert_eq!(String::from_utf8(out).unwrap().lines().count(), 3);
+        assert_eq!(progress.events, 3);
+    }
+
+    #[test]
+    fn in_ocsf_a_kept_heartbeat_prints_nothing_and_is_not_counted() {
+        let printer = Printer {
+            ocsf: Some(OcsfContext::new("cluster-ABC", ARN.to_owned())),
+            pretty: false,
+            limit: None,
+        };
+        let lines = line("heartbeat", 0) + &line("record", 1);
+        let (mut out, mut progress) = (Vec::new(), Progress::new(false));
+        printer
+            .print(&mut out, &[(lines.into_bytes(), 1_790_000_000_000)], &mut progress)
+            .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.lines().count(), 1);
+        let event: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap();
+        assert_eq!(event["metadata"]["uid"], "shardId-000000000000:7:1");
+        assert_eq!((progress.events, progress.failed), (1, 0));
     }
 }

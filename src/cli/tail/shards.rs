@@ -1,7 +1,10 @@
 //! The shard readers of `das tail`: list a stream's shards, decide which are ready (a child only
 //! after its parents closed, so its records come after theirs), and read each one until it closes,
 //! backing off on throttling and renewing an expired iterator. It moves record bytes to the
-//! command's loop and never decodes them.
+//! command's loop and never decodes them, and it never skips or replays a record on its own: a
+//! child shard is read from its first record (or the `--from` time), an expired iterator resumes
+//! after the last record read, and anything it cannot recover from is an error naming the shard,
+//! never a silent end.
 
 use std::collections::HashSet;
 use std::ops::ControlFlow;
@@ -34,13 +37,33 @@ pub(super) fn parse_start(text: &str) -> Result<Start, String> {
     }
 }
 
+/// Where a shard found after a split or merge starts. Every record in a child arrived after the
+/// reshard, so `latest` (which in the child would skip what arrived between the reshard and our
+/// GetShardIterator) becomes the child's trim horizon; a time stays a time (a child's records
+/// before it are what the user asked not to see), and the trim horizon stays itself.
+/// <https://docs.aws.amazon.com/streams/latest/dev/kinesis-using-sdk-java-after-resharding.html>
+pub(super) fn child_start(start: &Start) -> Start {
+    match start {
+        Start::Latest | Start::TrimHorizon => Start::TrimHorizon,
+        Start::At(t) => Start::At(*t),
+    }
+}
+
+/// One record as read: its bytes, sequence number and Kinesis arrival time.
+pub(super) struct Record {
+    pub(super) data: Vec<u8>,
+    pub(super) sequence: String,
+    /// `ApproximateArrivalTimestamp` in epoch milliseconds (0 if Kinesis sent none).
+    pub(super) arrival_ms: i64,
+}
+
 /// One GetRecords result, or the end of a shard.
 pub(super) enum ShardEvent {
     Records {
         /// The shard they were read from.
         shard: String,
-        /// Each record's data and sequence number, in order.
-        records: Vec<(Vec<u8>, String)>,
+        /// The records, in order.
+        records: Vec<Record>,
         millis_behind: i64,
     },
     Closed {
@@ -60,6 +83,9 @@ pub(super) struct Readers {
     tx: mpsc::Sender<ShardEvent>,
     started: HashSet<String>,
     closed: HashSet<String>,
+    /// Whether the shards were listed once: later listings find children, which start at
+    /// [`child_start`].
+    listed: bool,
 }
 
 impl Readers {
@@ -72,6 +98,7 @@ impl Readers {
             tx,
             started: HashSet::new(),
             closed: HashSet::new(),
+            listed: false,
         }
     }
 
@@ -80,16 +107,48 @@ impl Readers {
         &self.stream
     }
 
-    /// Lists the shards and starts a reader on every one that is ready.
+    /// The stream's ARN (for the region and account of OCSF events): `--stream` if it was one,
+    /// else DescribeStreamSummary's answer.
+    pub(super) async fn stream_arn(&self, given: &str) -> Result<String, String> {
+        if given.starts_with("arn:") {
+            return Ok(given.to_owned());
+        }
+        let out = self
+            .client
+            .describe_stream_summary()
+            .stream_name(&self.stream)
+            .send()
+            .await
+            .map_err(|e| format!("cannot describe {}: {}", self.stream, DisplayErrorContext(&e)))?;
+        Ok(out
+            .stream_description_summary()
+            .map(|d| d.stream_arn().to_owned())
+            .unwrap_or_default())
+    }
+
+    /// Lists the shards and starts a reader on every one that is ready: at the command's start on
+    /// the first listing (with `latest`, shards already closed are skipped for good), at
+    /// [`child_start`] afterwards.
     pub(super) async fn start_ready(&mut self) -> Result<(), String> {
         let shards = list_shards(&self.client, &self.stream).await?;
-        for shard in ready_shards(&shards, &self.started, &self.closed, self.start == Start::Latest) {
+        let start = if self.listed {
+            child_start(&self.start)
+        } else {
+            if self.start == Start::Latest {
+                let skipped = closed_shards(&shards);
+                self.started.extend(skipped.iter().cloned());
+                self.closed.extend(skipped);
+            }
+            self.start.clone()
+        };
+        self.listed = true;
+        for shard in ready_shards(&shards, &self.started, &self.closed) {
             self.started.insert(shard.clone());
             tokio::spawn(read_shard(
                 self.client.clone(),
                 self.stream.clone(),
                 shard,
-                self.start.clone(),
+                start.clone(),
                 self.tx.clone(),
             ));
         }
@@ -104,22 +163,29 @@ impl Readers {
 }
 
 /// The shards to start now: not started yet, and every parent that is in the listing has finished
-/// (so a child's records come after all of its parents'). With `latest`, closed shards are skipped.
-fn ready_shards(shards: &[Shard], started: &HashSet<String>, closed: &HashSet<String>, latest: bool) -> Vec<String> {
+/// (so a child's records come after all of its parents').
+fn ready_shards(shards: &[Shard], started: &HashSet<String>, closed: &HashSet<String>) -> Vec<String> {
     let listed: HashSet<&str> = shards.iter().map(Shard::shard_id).collect();
     shards
         .iter()
         .filter(|s| !started.contains(s.shard_id()))
         .filter(|s| {
-            !latest
-                || s.sequence_number_range()
-                    .is_none_or(|r| r.ending_sequence_number().is_none())
-        })
-        .filter(|s| {
             [s.parent_shard_id(), s.adjacent_parent_shard_id()]
                 .into_iter()
                 .flatten()
-                .all(|p| !listed.contains(p) || closed.contains(p) || latest)
+                .all(|p| !listed.contains(p) || closed.contains(p))
+        })
+        .map(|s| s.shard_id().to_owned())
+        .collect()
+}
+
+/// The shards that have an ending sequence number: with `latest`, nothing new arrives in them.
+fn closed_shards(shards: &[Shard]) -> Vec<String> {
+    shards
+        .iter()
+        .filter(|s| {
+            s.sequence_number_range()
+                .is_some_and(|r| r.ending_sequence_number().is_some())
         })
         .map(|s| s.shard_id().to_owned())
         .collect()
@@ -145,19 +211,27 @@ async fn list_shards(client: &Client, stream: &str) -> Result<Vec<Shard>, String
     }
 }
 
-/// Where a shard iterator points: the command's start, or just after a record already read.
+/// Where a shard iterator points: the reader's start, or just after a record already read.
+#[derive(Debug, PartialEq)]
 enum Position<'a> {
     From(&'a Start),
     After(&'a str),
 }
 
-/// The one GetShardIterator call, for the first iterator and for renewing an expired one.
-async fn shard_iterator(
-    client: &Client,
-    stream: &str,
-    shard: &str,
-    position: Position<'_>,
-) -> Result<Option<String>, String> {
+/// Where an expired iterator resumes: after the last record read, or, if none was, where the
+/// reader started; never the trim horizon of a shard already partly read (that replays up to
+/// the stream's retention). Iterators expire five minutes after they are issued:
+/// <https://docs.aws.amazon.com/kinesis/latest/APIReference/API_GetShardIterator.html>.
+fn renewal_position<'a>(last_sequence: Option<&'a str>, start: &'a Start) -> Position<'a> {
+    match last_sequence {
+        Some(sequence) => Position::After(sequence),
+        None => Position::From(start),
+    }
+}
+
+/// The one GetShardIterator call, for the first iterator and for renewing an expired one. An
+/// answer without an iterator is an error: a shard is closed only when GetRecords says so.
+async fn shard_iterator(client: &Client, stream: &str, shard: &str, position: Position<'_>) -> Result<String, String> {
     let request = client.get_shard_iterator().stream_name(stream).shard_id(shard);
     let request = match position {
         Position::From(Start::Latest) => request.shard_iterator_type(ShardIteratorType::Latest),
@@ -170,7 +244,10 @@ async fn shard_iterator(
             .starting_sequence_number(sequence),
     };
     match request.send().await {
-        Ok(out) => Ok(out.shard_iterator().map(str::to_owned)),
+        Ok(out) => out
+            .shard_iterator()
+            .map(str::to_owned)
+            .ok_or_else(|| "GetShardIterator answered without an iterator".to_owned()),
         Err(e) => Err(DisplayErrorContext(&e).to_string()),
     }
 }
@@ -182,13 +259,14 @@ async fn read_shard(client: Client, stream: String, shard: String, start: Start,
         client,
         stream,
         shard,
+        start,
         tx,
         backoff: FIRST_BACKOFF,
         last_sequence: None,
     };
     let mut iterator = match first {
-        Ok(iterator) => iterator,
-        Err(error) => return reader.fail(error).await,
+        Ok(iterator) => Some(iterator),
+        Err(error) => return reader.fail(format!("cannot get a shard iterator: {error}")).await,
     };
     while let Some(current) = iterator.take() {
         match reader.poll(current).await {
@@ -206,6 +284,8 @@ struct ShardReader {
     client: Client,
     stream: String,
     shard: String,
+    /// Where this reader started: an expired iterator with nothing read yet resumes there.
+    start: Start,
     tx: mpsc::Sender<ShardEvent>,
     backoff: Duration,
     last_sequence: Option<String>,
@@ -231,15 +311,22 @@ impl ShardReader {
     /// limit, and a reader that has caught up polls once a second.
     async fn deliver(&mut self, out: GetRecordsOutput) -> ControlFlow<(), Option<String>> {
         self.backoff = FIRST_BACKOFF;
-        let records: Vec<(Vec<u8>, String)> = out
+        let records: Vec<Record> = out
             .records()
             .iter()
-            .map(|r| (r.data().as_ref().to_vec(), r.sequence_number().to_owned()))
+            .map(|r| Record {
+                data: r.data().as_ref().to_vec(),
+                sequence: r.sequence_number().to_owned(),
+                arrival_ms: r
+                    .approximate_arrival_timestamp()
+                    .and_then(|t| t.to_millis().ok())
+                    .unwrap_or(0),
+            })
             .collect();
         let millis_behind = out.millis_behind_latest().unwrap_or(0);
         let caught_up = records.is_empty() && millis_behind == 0;
-        if let Some((_, sequence)) = records.last() {
-            self.last_sequence = Some(sequence.clone());
+        if let Some(record) = records.last() {
+            self.last_sequence = Some(record.sequence.clone());
         }
         if !records.is_empty()
             && self
@@ -263,8 +350,8 @@ impl ShardReader {
         ControlFlow::Continue(out.next_shard_iterator().map(str::to_owned))
     }
 
-    /// Throttled: back off and retry the same iterator. Expired: renew it after the last record
-    /// read (or at the trim horizon if none was). Anything else ends the shard's reader.
+    /// Throttled: back off and retry the same iterator. Expired: renew it at [`renewal_position`];
+    /// a renewal that fails is an error. Anything else ends the shard's reader with an error.
     async fn recover(
         &mut self,
         current: String,
@@ -277,12 +364,14 @@ impl ShardReader {
             return ControlFlow::Continue(Some(current));
         }
         if service.is_some_and(GetRecordsError::is_expired_iterator_exception) {
-            let position = match &self.last_sequence {
-                Some(sequence) => Position::After(sequence),
-                None => Position::From(&Start::TrimHorizon),
+            let position = renewal_position(self.last_sequence.as_deref(), &self.start);
+            return match shard_iterator(&self.client, &self.stream, &self.shard, position).await {
+                Ok(renewed) => ControlFlow::Continue(Some(renewed)),
+                Err(error) => {
+                    self.fail(format!("cannot renew its expired iterator: {error}")).await;
+                    ControlFlow::Break(())
+                }
             };
-            let renewed = shard_iterator(&self.client, &self.stream, &self.shard, position).await;
-            return ControlFlow::Continue(renewed.ok().flatten());
         }
         self.fail(DisplayErrorContext(&error).to_string()).await;
         ControlFlow::Break(())
@@ -327,31 +416,58 @@ mod tests {
         ];
         let mut started = HashSet::new();
         let mut closed = HashSet::new();
-        assert_eq!(ready_shards(&shards, &started, &closed, false), ["s0"]);
+        assert_eq!(ready_shards(&shards, &started, &closed), ["s0"]);
         started.insert("s0".to_owned());
         closed.insert("s0".to_owned());
-        assert_eq!(ready_shards(&shards, &started, &closed, false), ["s1", "s2"]);
+        assert_eq!(ready_shards(&shards, &started, &closed), ["s1", "s2"]);
         started.extend(["s1".to_owned(), "s2".to_owned()]);
         closed.insert("s1".to_owned());
         assert!(
-            ready_shards(&shards, &started, &closed, false).is_empty(),
+            ready_shards(&shards, &started, &closed).is_empty(),
             "a merge waits for both parents"
         );
         closed.insert("s2".to_owned());
-        assert_eq!(ready_shards(&shards, &started, &closed, false), ["s3"]);
+        assert_eq!(ready_shards(&shards, &started, &closed), ["s3"]);
     }
 
     #[test]
-    fn latest_starts_every_open_shard_at_once() {
+    fn latest_skips_the_closed_shards_and_starts_every_open_one_at_once() {
         let shards = [
             shard("s0", (None, None), false),
             shard("s1", (Some("s0"), None), true),
             shard("s2", (Some("s0"), None), true),
         ];
+        let skipped: HashSet<String> = closed_shards(&shards).into_iter().collect();
+        assert_eq!(skipped, HashSet::from(["s0".to_owned()]));
+        assert_eq!(ready_shards(&shards, &skipped, &skipped), ["s1", "s2"]);
+    }
+
+    #[test]
+    fn a_child_found_after_a_split_starts_at_its_trim_horizon_when_tail_started_at_latest() {
+        assert_eq!(child_start(&Start::Latest), Start::TrimHorizon);
+        assert_eq!(child_start(&Start::TrimHorizon), Start::TrimHorizon);
+    }
+
+    #[test]
+    fn a_child_keeps_a_start_time_because_its_earlier_records_were_not_asked_for() {
+        let t = DateTime::from_secs(1_790_000_000);
+        assert_eq!(child_start(&Start::At(t)), Start::At(t));
+    }
+
+    #[test]
+    fn an_expired_iterator_resumes_after_the_last_record_read() {
         assert_eq!(
-            ready_shards(&shards, &HashSet::new(), &HashSet::new(), true),
-            ["s1", "s2"]
+            renewal_position(Some("4960"), &Start::TrimHorizon),
+            Position::After("4960")
         );
+        assert_eq!(renewal_position(Some("4960"), &Start::Latest), Position::After("4960"));
+    }
+
+    #[test]
+    fn an_expired_iterator_with_nothing_read_resumes_where_the_reader_started_not_at_the_trim_horizon() {
+        assert_eq!(renewal_position(None, &Start::Latest), Position::From(&Start::Latest));
+        let t = DateTime::from_secs(1_790_000_000);
+        assert_eq!(renewal_position(None, &Start::At(t)), Position::From(&Start::At(t)));
     }
 
     #[test]

@@ -13,6 +13,9 @@
 //!   KMS's (<https://docs.aws.amazon.com/kms/latest/APIReference/CommonErrors.html>,
 //!   <https://docs.aws.amazon.com/kms/latest/APIReference/API_Decrypt.html>): 400 for client errors and
 //!   throttling, 500 for `KMSInternalException`, 503 for `DependencyTimeoutException`.
+//! - Kinesis speaks AWS JSON 1.1 too (target `Kinesis_20131202.<operation>`), with the same error
+//!   shape; `ExpiredIteratorException` is a 400
+//!   (<https://docs.aws.amazon.com/kinesis/latest/APIReference/API_GetRecords.html>).
 //! - S3 speaks REST-XML: the status, `Content-Type: application/xml` and
 //!   `<Error><Code>..</Code><Message>..</Message><RequestId>..</RequestId><HostId>..</HostId></Error>`
 //!   (<https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html>): `SlowDown` 503,
@@ -37,6 +40,8 @@ pub(crate) enum Match {
     Kms(&'static str),
     /// An S3 `PutObject`: `PUT /<bucket>/<key>` (path style).
     S3PutObject,
+    /// A Kinesis call: `X-Amz-Target: Kinesis_20131202.<operation>`.
+    Kinesis(&'static str),
 }
 
 /// How a matched request is answered.
@@ -75,6 +80,20 @@ impl Answer {
             status,
             code,
             message: "injected by the fault proxy",
+        }
+    }
+
+    /// A Kinesis error (AWS JSON 1.1, the same wire shape as KMS's): 400 for every client error,
+    /// `ExpiredIteratorException` and `ProvisionedThroughputExceededException` included.
+    pub(crate) fn kinesis(code: &'static str) -> Self {
+        let message = match code {
+            "ExpiredIteratorException" => "Iterator expired",
+            _ => "injected by the fault proxy",
+        };
+        Self::KmsError {
+            status: 400,
+            code,
+            message,
         }
     }
 
@@ -151,6 +170,7 @@ impl Seen {
     fn is(&self, matcher: &Match) -> bool {
         match matcher {
             Match::Kms(op) => self.target.as_deref() == Some(&format!("TrentService.{op}")),
+            Match::Kinesis(op) => self.target.as_deref() == Some(&format!("Kinesis_20131202.{op}")),
             Match::S3PutObject => {
                 self.method == "PUT"
                     && self.target.is_none()
