@@ -110,6 +110,22 @@ struct Status {
     mode: Option<String>,
 }
 
+/// A [`Status`] from a `DbCluster` or a `DbInstance`: the SDK gives both the same four
+/// activity-stream getters, but no trait in common.
+macro_rules! status_of {
+    ($db:expr) => {
+        Status {
+            status: $db
+                .activity_stream_status()
+                .map_or("stopped", |s| s.as_str())
+                .to_owned(),
+            stream_name: $db.activity_stream_kinesis_stream_name().map(str::to_owned),
+            kms_key_id: $db.activity_stream_kms_key_id().map(str::to_owned),
+            mode: $db.activity_stream_mode().map(|m| m.as_str().to_owned()),
+        }
+    };
+}
+
 async fn status(client: &aws_sdk_rds::Client, arn: &str) -> Result<Status, String> {
     let fail = |e: String| format!("cannot describe {arn}: {e}");
     match target(arn)? {
@@ -124,12 +140,7 @@ async fn status(client: &aws_sdk_rds::Client, arn: &str) -> Result<Status, Strin
                 .db_clusters()
                 .first()
                 .ok_or_else(|| fail("no such cluster".into()))?;
-            Ok(Status {
-                status: c.activity_stream_status().map_or("stopped", |s| s.as_str()).to_owned(),
-                stream_name: c.activity_stream_kinesis_stream_name().map(str::to_owned),
-                kms_key_id: c.activity_stream_kms_key_id().map(str::to_owned),
-                mode: c.activity_stream_mode().map(|m| m.as_str().to_owned()),
-            })
+            Ok(status_of!(c))
         }
         Target::Instance => {
             let out = client
@@ -142,12 +153,7 @@ async fn status(client: &aws_sdk_rds::Client, arn: &str) -> Result<Status, Strin
                 .db_instances()
                 .first()
                 .ok_or_else(|| fail("no such instance".into()))?;
-            Ok(Status {
-                status: i.activity_stream_status().map_or("stopped", |s| s.as_str()).to_owned(),
-                stream_name: i.activity_stream_kinesis_stream_name().map(str::to_owned),
-                kms_key_id: i.activity_stream_kms_key_id().map(str::to_owned),
-                mode: i.activity_stream_mode().map(|m| m.as_str().to_owned()),
-            })
+            Ok(status_of!(i))
         }
     }
 }

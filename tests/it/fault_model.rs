@@ -179,22 +179,7 @@ impl Batch {
     fn expected_lines(&self, indices: impl IntoIterator<Item = usize>) -> Vec<Value> {
         indices
             .into_iter()
-            .flat_map(|i| {
-                let payload: Value = serde_json::from_slice(&self.payloads[i]).unwrap();
-                let (cluster, instance) = (payload["clusterId"].clone(), payload["instanceId"].clone());
-                payload["databaseActivityEventList"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .filter(|e| e["type"] != "heartbeat")
-                    .map(|e| {
-                        let mut e = e.clone();
-                        e["clusterId"] = cluster.clone();
-                        e["instanceId"] = instance.clone();
-                        e
-                    })
-                    .collect::<Vec<_>>()
-            })
+            .flat_map(|i| common::expected_event_lines(&self.payloads[i]))
             .collect()
     }
 

@@ -127,25 +127,7 @@ async fn archived_lines(cfg: &SdkConfig, prefix: &str) -> Vec<Value> {
 
 /// What the archive must hold for these payloads: every non-heartbeat event plus its record's ids.
 fn expected_lines(payloads: &[Vec<u8>]) -> Vec<Value> {
-    payloads
-        .iter()
-        .flat_map(|p| {
-            let payload: Value = serde_json::from_slice(p).unwrap();
-            let (cluster, instance) = (payload["clusterId"].clone(), payload["instanceId"].clone());
-            payload["databaseActivityEventList"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|e| e["type"] != "heartbeat")
-                .map(|e| {
-                    let mut e = e.clone();
-                    e["clusterId"] = cluster.clone();
-                    e["instanceId"] = instance.clone();
-                    e
-                })
-                .collect::<Vec<_>>()
-        })
-        .collect()
+    payloads.iter().flat_map(|p| common::expected_event_lines(p)).collect()
 }
 
 #[tokio::test]
