@@ -22,7 +22,6 @@
 
 use crate::common;
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,7 +31,6 @@ use common::fault::{Answer, FaultProxy, Match, Rule};
 use common::moto::{self, Moto};
 use das_archiver::archive::{Compression, Layout, S3Sink, Sink};
 use das_archiver::batch::Archiver;
-use das_archiver::config::Settings;
 use das_archiver::envelope::{Envelope, ResourceId};
 use das_archiver::error::{Classify, FailureKind};
 use das_archiver::esdk::RawAesKeyring;
@@ -97,15 +95,7 @@ impl Env {
 
     /// The archiver as the Lambda builds it, with the settings `vars` and both clients through the proxy.
     fn archiver(&self, vars: &[(&str, &str)]) -> Archiver<KmsKeySource, S3Sink> {
-        let mut all: BTreeMap<&str, &str> = [
-            ("DAS_ARCHIVE_BUCKET", BUCKET),
-            ("DAS_S3_FORCE_PATH_STYLE", "true"),
-            // The records are days old: with the default give-up age a retry would be a give-up.
-            ("DAS_GIVE_UP_AFTER_SECONDS", "0"),
-        ]
-        .into();
-        all.extend(vars.iter().copied());
-        let settings = Settings::from_lookup(|name| all.get(name).map(|v| (*v).to_owned())).unwrap();
+        let settings = moto::archive_settings(BUCKET, vars);
         Archiver::new(
             settings.batch_settings(),
             KeyCache::new(self.kms().with_key_arns(&settings.kms_key_arns), settings.key_cache),
@@ -487,14 +477,7 @@ async fn missing_credentials_are_a_configuration_error_and_no_request_is_sent() 
     );
     assert!(err.to_string().contains("CredentialsError"), "{err}");
     // S3 goes straight to moto here, so what is retried is KMS's doing alone.
-    let all: BTreeMap<&str, &str> = [
-        ("DAS_ARCHIVE_BUCKET", BUCKET),
-        ("DAS_S3_FORCE_PATH_STYLE", "true"),
-        // The records are days old: with the default give-up age a retry would be a give-up.
-        ("DAS_GIVE_UP_AFTER_SECONDS", "0"),
-    ]
-    .into();
-    let settings = Settings::from_lookup(|name| all.get(name).map(|v| (*v).to_owned())).unwrap();
+    let settings = moto::archive_settings(BUCKET, &[]);
     let archiver = Archiver::new(
         settings.batch_settings(),
         KeyCache::new(env.kms(), settings.key_cache),

@@ -7,13 +7,10 @@
 
 use crate::common;
 
-use std::collections::BTreeMap;
-
 use aws_config::SdkConfig;
 use common::moto::{self, Moto};
 use das_archiver::archive::S3Sink;
 use das_archiver::batch::Archiver;
-use das_archiver::config::Settings;
 use das_archiver::envelope::{Envelope, ResourceId};
 use das_archiver::esdk::RawAesKeyring;
 use das_archiver::filter::Filter;
@@ -51,15 +48,7 @@ fn stream_arn(resource: &ResourceId) -> String {
 type TestArchiver = Archiver<KmsKeySource, S3Sink>;
 
 fn archiver(kms: &SdkConfig, s3: &SdkConfig, vars: &[(&str, &str)]) -> TestArchiver {
-    let mut all: BTreeMap<&str, &str> = [
-        ("DAS_ARCHIVE_BUCKET", BUCKET),
-        ("DAS_S3_FORCE_PATH_STYLE", "true"),
-        // The records are days old: with the default give-up age a retry would be a give-up.
-        ("DAS_GIVE_UP_AFTER_SECONDS", "0"),
-    ]
-    .into();
-    all.extend(vars.iter().copied());
-    let settings = Settings::from_lookup(|name| all.get(name).map(|v| (*v).to_owned())).unwrap();
+    let settings = moto::archive_settings(BUCKET, vars);
     Archiver::new(
         settings.batch_settings(),
         KeyCache::new(KmsKeySource::new(kms), settings.key_cache),
@@ -307,19 +296,25 @@ fn closed_port_config(cfg: &SdkConfig) -> SdkConfig {
         .build()
 }
 
+/// A batch of three records for `resource_id` fails as a whole: the Lambda asks for a retry from
+/// its first record and nothing reaches the bucket.
+async fn assert_retried_whole_and_nothing_written(env: &Env, archiver: &TestArchiver, resource_id: &str) {
+    let resource = ResourceId::parse(resource_id).unwrap();
+    let (data, _) = records(env, Engine::AuroraPostgresql, &resource, 3, 2).await;
+    let event = lambda_kinesis_event(&stream_arn(&resource), "shardId-000000000004", &data, 7, ARRIVAL);
+    let first = event["Records"][0]["kinesis"]["sequenceNumber"].clone();
+    assert_eq!(
+        invoke(archiver, event).await,
+        json!({"batchItemFailures": [{"itemIdentifier": first}]})
+    );
+    assert!(moto::read_objects(&env.cfg, BUCKET, "").await.is_empty());
+}
+
 #[tokio::test]
 async fn when_kms_is_unreachable_the_batch_is_retried_from_its_first_record_and_nothing_is_written() {
     let env = env().await;
     let archiver = archiver(&closed_port_config(&env.cfg), &env.cfg, &[]);
-    let resource = ResourceId::parse("cluster-NOKMS00000001").unwrap();
-    let (data, _) = records(&env, Engine::AuroraPostgresql, &resource, 3, 2).await;
-    let event = lambda_kinesis_event(&stream_arn(&resource), "shardId-000000000004", &data, 7, ARRIVAL);
-    let first = event["Records"][0]["kinesis"]["sequenceNumber"].clone();
-    assert_eq!(
-        invoke(&archiver, event).await,
-        json!({"batchItemFailures": [{"itemIdentifier": first}]})
-    );
-    assert!(moto::read_objects(&env.cfg, BUCKET, "").await.is_empty());
+    assert_retried_whole_and_nothing_written(&env, &archiver, "cluster-NOKMS00000001").await;
 }
 
 /// An endpoint that accepts connections and never answers, like a network that drops packets.
@@ -334,18 +329,7 @@ async fn when_kms_never_answers_each_attempt_times_out_and_the_batch_is_retried_
     let env = env().await;
     // The kernel completes the TCP handshakes into the listener's backlog; nobody ever reads them.
     let (silent, _listener) = silent_endpoint_config(&env.cfg);
-    let settings = Settings::from_lookup(|name| {
-        [
-            ("DAS_ARCHIVE_BUCKET", BUCKET),
-            ("DAS_S3_FORCE_PATH_STYLE", "true"),
-            // The records are days old: with the default give-up age a retry would be a give-up.
-            ("DAS_GIVE_UP_AFTER_SECONDS", "0"),
-        ]
-        .into_iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v.to_owned())
-    })
-    .unwrap();
+    let settings = moto::archive_settings(BUCKET, &[]);
     let kms = KmsKeySource::with_timeouts(
         &silent,
         std::time::Duration::from_millis(200),
@@ -357,15 +341,7 @@ async fn when_kms_never_answers_each_attempt_times_out_and_the_batch_is_retried_
         Filter::new(&settings.filter).unwrap(),
         S3Sink::new(&env.cfg, &settings.bucket, settings.s3_force_path_style),
     );
-    let resource = ResourceId::parse("cluster-SILENTKMS00001").unwrap();
-    let (data, _) = records(&env, Engine::AuroraPostgresql, &resource, 3, 2).await;
-    let event = lambda_kinesis_event(&stream_arn(&resource), "shardId-000000000004", &data, 7, ARRIVAL);
-    let first = event["Records"][0]["kinesis"]["sequenceNumber"].clone();
-    assert_eq!(
-        invoke(&archiver, event).await,
-        json!({"batchItemFailures": [{"itemIdentifier": first}]})
-    );
-    assert!(moto::read_objects(&env.cfg, BUCKET, "").await.is_empty());
+    assert_retried_whole_and_nothing_written(&env, &archiver, "cluster-SILENTKMS00001").await;
 }
 
 #[tokio::test]

@@ -433,3 +433,17 @@ pub(crate) async fn read_objects_paged(
     }
     objects
 }
+
+/// The Lambda's settings for a moto test: archive to `bucket` with path-style S3 and no give-up
+/// age (the test records are days old: with the default give-up age a retry would be a give-up),
+/// then `vars` on top.
+pub(crate) fn archive_settings(bucket: &str, vars: &[(&str, &str)]) -> das_archiver::config::Settings {
+    let mut all: BTreeMap<&str, &str> = [
+        ("DAS_ARCHIVE_BUCKET", bucket),
+        ("DAS_S3_FORCE_PATH_STYLE", "true"),
+        ("DAS_GIVE_UP_AFTER_SECONDS", "0"),
+    ]
+    .into();
+    all.extend(vars.iter().copied());
+    das_archiver::config::Settings::from_lookup(|name| all.get(name).map(|v| (*v).to_owned())).unwrap()
+}
