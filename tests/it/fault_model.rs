@@ -36,10 +36,8 @@ use das_archiver::error::{Classify, FailureKind};
 use das_archiver::esdk::RawAesKeyring;
 use das_archiver::filter::Filter;
 use das_archiver::keys::{DataKeySource, KeyCache, KeyError, KmsKeySource};
-use das_archiver::lambda::{handle, KinesisBatchEvent};
 use das_archiver::record::{self, EncodeOptions};
 use das_archiver::simulate::{lambda_kinesis_event, Engine, Simulator};
-use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
@@ -202,28 +200,6 @@ enum Ended {
     RetryFrom(usize),
 }
 
-async fn invoke(archiver: &Archiver<KmsKeySource, S3Sink>, event: &Value) -> Value {
-    let event: KinesisBatchEvent = serde_json::from_value(event.clone()).unwrap();
-    let response = handle(archiver, LambdaEvent::new(event, Context::default()))
-        .await
-        .unwrap();
-    serde_json::to_value(response).unwrap()
-}
-
-async fn archived_lines(cfg: &SdkConfig, resource: &ResourceId) -> Vec<Value> {
-    let mut lines = Vec::new();
-    for (_, body) in moto::read_objects(cfg, BUCKET, &format!("activity/{resource}/")).await {
-        let text = das_archiver::gunzip::gunzip(&body, 1 << 30).unwrap();
-        lines.extend(
-            String::from_utf8(text)
-                .unwrap()
-                .lines()
-                .map(|l| common::without_provenance(serde_json::from_str::<Value>(l).unwrap())),
-        );
-    }
-    lines
-}
-
 async fn quarantined(cfg: &SdkConfig, resource: &ResourceId) -> Vec<Value> {
     moto::read_objects(cfg, BUCKET, &format!("activity/quarantine/{resource}/"))
         .await
@@ -241,7 +217,7 @@ async fn run_and_check(
     ended: Ended,
     reason: &str,
 ) {
-    let response = invoke(archiver, &batch.event).await;
+    let response = moto::invoke(archiver, batch.event.clone()).await;
     let count = batch.data.len();
     let (failures, archived, quarantine): (Value, Vec<usize>, Option<usize>) = match ended {
         Ended::AllArchived => (json!([]), (0..count).collect(), None),
@@ -251,7 +227,7 @@ async fn run_and_check(
     let context = format!("{} ({reason}, {ended:?})", batch.resource);
     assert_eq!(response, json!({"batchItemFailures": failures}), "{context}");
     assert_eq!(
-        archived_lines(&env.cfg, &batch.resource).await,
+        moto::archived_lines(&env.cfg, BUCKET, &format!("activity/{}/", batch.resource)).await,
         batch.expected_lines(archived),
         "{context}: archive"
     );

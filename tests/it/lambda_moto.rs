@@ -15,10 +15,8 @@ use das_archiver::envelope::{Envelope, ResourceId};
 use das_archiver::esdk::RawAesKeyring;
 use das_archiver::filter::Filter;
 use das_archiver::keys::{KeyCache, KmsKeySource};
-use das_archiver::lambda::{handle, KinesisBatchEvent};
 use das_archiver::record::{self, EncodeOptions};
 use das_archiver::simulate::{lambda_kinesis_event, Engine, Simulator};
-use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{json, Value};
 
 const BUCKET: &str = "das-archive";
@@ -90,30 +88,6 @@ async fn records(
     (data, payloads)
 }
 
-async fn invoke(archiver: &TestArchiver, event: Value) -> Value {
-    let event: KinesisBatchEvent = serde_json::from_value(event).unwrap();
-    let response = handle(archiver, LambdaEvent::new(event, Context::default()))
-        .await
-        .unwrap();
-    serde_json::to_value(response).unwrap()
-}
-
-/// Every line of every archive object under `prefix`, in key order, parsed.
-async fn archived_lines(cfg: &SdkConfig, prefix: &str) -> Vec<Value> {
-    let mut lines = Vec::new();
-    for (key, body) in moto::read_objects(cfg, BUCKET, prefix).await {
-        assert!(key.ends_with(".ndjson.gz"), "{key}");
-        let text = das_archiver::gunzip::gunzip(&body, 1 << 30).unwrap();
-        lines.extend(
-            String::from_utf8(text)
-                .unwrap()
-                .lines()
-                .map(|l| common::without_provenance(serde_json::from_str::<Value>(l).unwrap())),
-        );
-    }
-    lines
-}
-
 /// What the archive must hold for these payloads: every non-heartbeat event plus its record's ids.
 fn expected_lines(payloads: &[Vec<u8>]) -> Vec<Value> {
     payloads.iter().flat_map(|p| common::expected_event_lines(p)).collect()
@@ -134,11 +108,11 @@ async fn batches_from_all_four_engines_land_in_s3_exactly_as_produced() {
         let (data, payloads) = records(&env, engine, &resource, 12, 5).await;
         let event = lambda_kinesis_event(&stream_arn(&resource), "shardId-000000000000", &data, 0, ARRIVAL);
         assert_eq!(
-            invoke(&archiver, event).await,
+            moto::invoke(&archiver, event).await,
             json!({"batchItemFailures": []}),
             "{engine:?}"
         );
-        let lines = archived_lines(&env.cfg, &format!("activity/{id}/")).await;
+        let lines = moto::archived_lines(&env.cfg, BUCKET, &format!("activity/{id}/")).await;
         assert_eq!(lines, expected_lines(&payloads), "{engine:?}");
         let keys: Vec<String> = moto::read_objects(&env.cfg, BUCKET, &format!("activity/{id}/"))
             .await
@@ -170,12 +144,12 @@ async fn filters_drop_and_redaction_shape_what_is_archived() {
     );
     let resource = ResourceId::parse("cluster-FILTERED00001").unwrap();
     let (data, payloads) = records(&env, Engine::AuroraPostgresql, &resource, 10, 10).await;
-    invoke(
+    moto::invoke(
         &archiver,
         lambda_kinesis_event(&stream_arn(&resource), "shardId-000000000001", &data, 0, ARRIVAL),
     )
     .await;
-    let lines = archived_lines(&env.cfg, "activity/cluster-FILTERED00001/").await;
+    let lines = moto::archived_lines(&env.cfg, BUCKET, "activity/cluster-FILTERED00001/").await;
     let expected: Vec<Value> = expected_lines(&payloads)
         .into_iter()
         .filter(|e| e["class"] != "READ")
@@ -205,12 +179,12 @@ async fn a_retried_batch_overwrites_the_same_objects_without_duplicate_lines() {
         100,
         1_795_316_399.996,
     );
-    invoke(&archiver, event.clone()).await;
+    moto::invoke(&archiver, event.clone()).await;
     let first: Vec<String> = moto::read_objects(&env.cfg, BUCKET, "activity/")
         .await
         .into_keys()
         .collect();
-    invoke(&archiver, event).await;
+    moto::invoke(&archiver, event).await;
     let second: Vec<String> = moto::read_objects(&env.cfg, BUCKET, "activity/")
         .await
         .into_keys()
@@ -218,7 +192,7 @@ async fn a_retried_batch_overwrites_the_same_objects_without_duplicate_lines() {
     assert_eq!(first, second);
     assert_eq!(first.len(), 2, "{first:?}");
     assert_eq!(
-        archived_lines(&env.cfg, "activity/cluster-RETRIED000001/").await,
+        moto::archived_lines(&env.cfg, BUCKET, "activity/cluster-RETRIED000001/").await,
         expected_lines(&payloads)
     );
 }
@@ -251,9 +225,9 @@ async fn tampered_wrong_context_bomb_and_malformed_records_are_quarantined_and_t
     // 4: not JSON.
     data[4] = b"{\"type\":\"DatabaseActivityMonitoringRecords\",".to_vec();
     let event = lambda_kinesis_event(&stream_arn(&resource), "shardId-000000000003", &data, 0, ARRIVAL);
-    assert_eq!(invoke(&archiver, event).await, json!({"batchItemFailures": []}));
+    assert_eq!(moto::invoke(&archiver, event).await, json!({"batchItemFailures": []}));
 
-    let lines = archived_lines(&env.cfg, "activity/cluster-BADRECORDS001/").await;
+    let lines = moto::archived_lines(&env.cfg, BUCKET, "activity/cluster-BADRECORDS001/").await;
     let good = [payloads[0].clone(), payloads[5].clone()];
     assert_eq!(lines, expected_lines(&good));
     let quarantine = moto::read_objects(
@@ -304,7 +278,7 @@ async fn assert_retried_whole_and_nothing_written(env: &Env, archiver: &TestArch
     let event = lambda_kinesis_event(&stream_arn(&resource), "shardId-000000000004", &data, 7, ARRIVAL);
     let first = event["Records"][0]["kinesis"]["sequenceNumber"].clone();
     assert_eq!(
-        invoke(archiver, event).await,
+        moto::invoke(archiver, event).await,
         json!({"batchItemFailures": [{"itemIdentifier": first}]})
     );
     assert!(moto::read_objects(&env.cfg, BUCKET, "").await.is_empty());
@@ -354,7 +328,7 @@ async fn when_s3_is_unreachable_nothing_is_reported_done() {
     let event = lambda_kinesis_event(&stream_arn(&resource), "shardId-000000000005", &data, 0, ARRIVAL);
     let first = event["Records"][0]["kinesis"]["sequenceNumber"].clone();
     assert_eq!(
-        invoke(&archiver, event).await,
+        moto::invoke(&archiver, event).await,
         json!({"batchItemFailures": [{"itemIdentifier": first}]})
     );
 }
@@ -367,14 +341,19 @@ async fn a_thousand_records_sharing_one_data_key_make_one_kms_call() {
     let (data, payloads) = records(&env, Engine::AuroraPostgresql, &resource, 1000, 1).await;
     env.moto.start_recording();
     let event = lambda_kinesis_event(&stream_arn(&resource), "shardId-000000000006", &data, 0, ARRIVAL);
-    assert_eq!(invoke(&archiver, event.clone()).await, json!({"batchItemFailures": []}));
+    assert_eq!(
+        moto::invoke(&archiver, event.clone()).await,
+        json!({"batchItemFailures": []})
+    );
     assert_eq!(env.moto.count_kms_calls("Decrypt"), 1);
     // A warm container's next batch under the same key makes none.
-    invoke(&archiver, event).await;
+    moto::invoke(&archiver, event).await;
     assert_eq!(env.moto.count_kms_calls("Decrypt"), 1);
     assert_eq!(archiver.keys().stats().source_calls, 1);
     assert_eq!(
-        archived_lines(&env.cfg, "activity/cluster-KMSCOUNT00001/").await.len(),
+        moto::archived_lines(&env.cfg, BUCKET, "activity/cluster-KMSCOUNT00001/")
+            .await
+            .len(),
         expected_lines(&payloads).len()
     );
 }
@@ -391,9 +370,13 @@ async fn one_function_archives_two_streams_into_their_own_prefixes_and_refuses_a
         let resource = ResourceId::parse(id).unwrap();
         let (data, payloads) = records(&env, engine, &resource, 4, 3).await;
         let event = lambda_kinesis_event(&stream_arn(&resource), "shardId-000000000000", &data, 0, ARRIVAL);
-        assert_eq!(invoke(&archiver, event).await, json!({"batchItemFailures": []}), "{id}");
         assert_eq!(
-            archived_lines(&env.cfg, &format!("activity/{id}/")).await,
+            moto::invoke(&archiver, event).await,
+            json!({"batchItemFailures": []}),
+            "{id}"
+        );
+        assert_eq!(
+            moto::archived_lines(&env.cfg, BUCKET, &format!("activity/{id}/")).await,
             expected_lines(&payloads)
         );
     }
@@ -401,7 +384,7 @@ async fn one_function_archives_two_streams_into_their_own_prefixes_and_refuses_a
     let stranger = ResourceId::parse("cluster-STRANGER0001").unwrap();
     let (data, _) = records(&env, Engine::AuroraPostgresql, &stranger, 2, 3).await;
     let event = lambda_kinesis_event(&stream_arn(&stranger), "shardId-000000000000", &data, 0, ARRIVAL);
-    let reply = invoke(&archiver, event.clone()).await;
+    let reply = moto::invoke(&archiver, event.clone()).await;
     assert_eq!(
         reply["batchItemFailures"][0]["itemIdentifier"],
         event["Records"][0]["kinesis"]["sequenceNumber"]
@@ -423,7 +406,7 @@ async fn s3_verifies_each_object_s_sha256_and_its_metadata_counts_its_lines() {
     let resource = ResourceId::parse("cluster-CHECKSUM0001").unwrap();
     let (data, payloads) = records(&env, Engine::AuroraPostgresql, &resource, 5, 4).await;
     let event = lambda_kinesis_event(&stream_arn(&resource), "shardId-000000000000", &data, 7, ARRIVAL);
-    invoke(&archiver, event.clone()).await;
+    moto::invoke(&archiver, event.clone()).await;
     let objects = moto::read_objects(&env.cfg, BUCKET, "activity/cluster-CHECKSUM0001/").await;
     assert_eq!(objects.len(), 1);
     let (key, body) = objects.into_iter().next().unwrap();

@@ -447,3 +447,34 @@ pub(crate) fn archive_settings(bucket: &str, vars: &[(&str, &str)]) -> das_archi
     all.extend(vars.iter().copied());
     das_archiver::config::Settings::from_lookup(|name| all.get(name).map(|v| (*v).to_owned())).unwrap()
 }
+
+/// Every line of every gzip archive object under `prefix`, in key order, parsed, without its
+/// provenance fields (see [`super::without_provenance`]).
+pub(crate) async fn archived_lines(cfg: &SdkConfig, bucket: &str, prefix: &str) -> Vec<serde_json::Value> {
+    let mut lines = Vec::new();
+    for (key, body) in read_objects(cfg, bucket, prefix).await {
+        assert!(key.ends_with(".ndjson.gz"), "{key}");
+        let text = das_archiver::gunzip::gunzip(&body, 1 << 30).unwrap();
+        lines.extend(
+            String::from_utf8(text)
+                .unwrap()
+                .lines()
+                .map(|l| super::without_provenance(serde_json::from_str(l).unwrap())),
+        );
+    }
+    lines
+}
+
+/// The Lambda handler's answer to a Kinesis batch event, as JSON.
+#[cfg(feature = "lambda")]
+pub(crate) async fn invoke(
+    archiver: &das_archiver::batch::Archiver<das_archiver::keys::KmsKeySource, das_archiver::archive::S3Sink>,
+    event: serde_json::Value,
+) -> serde_json::Value {
+    let event: das_archiver::lambda::KinesisBatchEvent = serde_json::from_value(event).unwrap();
+    let context = lambda_runtime::Context::default();
+    let response = das_archiver::lambda::handle(archiver, lambda_runtime::LambdaEvent::new(event, context))
+        .await
+        .unwrap();
+    serde_json::to_value(response).unwrap()
+}
