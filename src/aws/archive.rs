@@ -377,13 +377,9 @@ impl S3Sink {
         attempt: Duration,
         operation: Duration,
     ) -> Self {
-        let timeouts = aws_config::timeout::TimeoutConfig::builder()
-            .operation_attempt_timeout(attempt)
-            .operation_timeout(operation)
-            .build();
         let s3 = aws_sdk_s3::config::Builder::from(config)
             .force_path_style(force_path_style)
-            .timeout_config(timeouts)
+            .timeout_config(super::timeouts(attempt, operation))
             .build();
         Self {
             client: aws_sdk_s3::Client::from_conf(s3),

@@ -145,13 +145,8 @@ impl KmsKeySource {
     /// [`KmsKeySource::new`] with other bounds on one attempt and on the whole call. A call that
     /// exceeds them fails as [`KeyError::Unavailable`] (transient).
     pub fn with_timeouts(config: &aws_config::SdkConfig, attempt: Duration, operation: Duration) -> Self {
-        let timeouts = aws_config::timeout::TimeoutConfig::builder()
-            .operation_attempt_timeout(attempt)
-            .operation_timeout(operation)
-            .build();
-        // The SDK merges these with the configuration's own (connect timeout and so on).
         let kms = aws_sdk_kms::config::Builder::from(config)
-            .timeout_config(timeouts)
+            .timeout_config(super::timeouts(attempt, operation))
             .build();
         Self {
             client: aws_sdk_kms::Client::from_conf(kms),

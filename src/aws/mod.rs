@@ -9,3 +9,12 @@ pub mod archive;
 pub mod batch;
 pub mod config;
 pub mod keys;
+
+/// The SDK's bound on one attempt and on the whole call with its retries, for the KMS and S3
+/// clients alike; the SDK merges it with the configuration's own timeouts (connect and so on).
+fn timeouts(attempt: std::time::Duration, operation: std::time::Duration) -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .operation_attempt_timeout(attempt)
+        .operation_timeout(operation)
+        .build()
+}

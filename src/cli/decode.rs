@@ -2,7 +2,7 @@
 //! has (the KMS plaintext of their `key`), to NDJSON events on stdout.
 
 use std::io::{self, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use super::parse_key;
@@ -28,7 +28,6 @@ pub(super) struct DecodeArgs {
 pub(super) fn decode(args: &DecodeArgs) -> Result<ExitCode, String> {
     let key = parse_key(&args.wrapping_key)?;
     let keyring = RawAesKeyring::das(&key).map_err(|e| e.to_string())?;
-    let options = DecodeOptions::default();
     let inputs: Vec<PathBuf> = if args.files.is_empty() {
         vec![PathBuf::from("-")]
     } else {
@@ -37,53 +36,11 @@ pub(super) fn decode(args: &DecodeArgs) -> Result<ExitCode, String> {
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     let (mut ok, mut failed) = (0usize, 0usize);
-    let mut line = Vec::new();
     for path in &inputs {
-        let mut bytes = Vec::new();
-        let read = if path.as_os_str() == "-" {
-            io::stdin().read_to_end(&mut bytes).map(|_| ())
-        } else {
-            std::fs::File::open(path)
-                .and_then(|mut f| f.read_to_end(&mut bytes))
-                .map(|_| ())
-        };
-        read.map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        // Firehose concatenates records with no separator; a stream deserializer handles both.
-        let stream = serde_json::Deserializer::from_slice(&bytes).into_iter::<&serde_json::value::RawValue>();
-        for (index, item) in stream.enumerate() {
-            let result = item
-                .map_err(|e| format!("not JSON: {e}"))
-                .and_then(|raw| Envelope::parse(raw.get().as_bytes()).map_err(|e| e.to_string()))
-                .and_then(|env| record::decode(&env, &keyring, &options).map_err(|e| e.to_string()));
-            let payload = match result {
-                Ok(p) => p,
-                Err(message) => {
-                    eprintln!("das: {} record {index}: {message}", path.display());
-                    failed += 1;
-                    // A JSON syntax error leaves the stream unusable; stop reading this input.
-                    continue;
-                }
-            };
-            let activity = match ActivityRecord::parse(&payload.json, options.payload) {
-                Ok(a) => a,
-                Err(e) => {
-                    eprintln!("das: {} record {index}: {e}", path.display());
-                    failed += 1;
-                    continue;
-                }
-            };
-            ok += 1;
-            for (index, event) in activity
-                .events
-                .iter()
-                .enumerate()
-                .filter(|(_, e)| args.keep_heartbeats || !e.is_heartbeat())
-            {
-                line.clear();
-                write_event_line(event, &activity, &LineContext::unknown_record(index), &mut line);
-                out.write_all(&line).map_err(|e| format!("cannot write output: {e}"))?;
-            }
-        }
+        let bytes = read_input(path)?;
+        let (input_ok, input_failed) = decode_input(&bytes, path, &keyring, args.keep_heartbeats, &mut out)?;
+        ok += input_ok;
+        failed += input_failed;
     }
     out.flush().map_err(|e| format!("cannot write output: {e}"))?;
     eprintln!("das decode: {ok} record(s) decoded, {failed} failed");
@@ -92,4 +49,77 @@ pub(super) fn decode(args: &DecodeArgs) -> Result<ExitCode, String> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The whole of one input: a file, or stdin for `-`.
+fn read_input(path: &Path) -> Result<Vec<u8>, String> {
+    let mut bytes = Vec::new();
+    let read = if path.as_os_str() == "-" {
+        io::stdin().read_to_end(&mut bytes).map(|_| ())
+    } else {
+        std::fs::File::open(path)
+            .and_then(|mut f| f.read_to_end(&mut bytes))
+            .map(|_| ())
+    };
+    read.map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Ok(bytes)
+}
+
+/// Decodes the records of one input to event lines on `out`; a record that fails is reported on
+/// stderr and skipped. Returns how many records decoded and how many failed.
+fn decode_input(
+    bytes: &[u8],
+    path: &Path,
+    keyring: &RawAesKeyring,
+    keep_heartbeats: bool,
+    out: &mut impl Write,
+) -> Result<(usize, usize), String> {
+    let options = DecodeOptions::default();
+    let (mut ok, mut failed) = (0usize, 0usize);
+    let mut line = Vec::new();
+    // Firehose concatenates records with no separator; a stream deserializer handles both.
+    let stream = serde_json::Deserializer::from_slice(bytes).into_iter::<&serde_json::value::RawValue>();
+    for (index, item) in stream.enumerate() {
+        let payload = item
+            .map_err(|e| format!("not JSON: {e}"))
+            .and_then(|raw| Envelope::parse(raw.get().as_bytes()).map_err(|e| e.to_string()))
+            .and_then(|env| record::decode(&env, keyring, &options).map_err(|e| e.to_string()));
+        // After a JSON syntax error the stream deserializer yields nothing more: the rest of this
+        // input is not read.
+        let parsed = payload.and_then(|p| {
+            let activity = ActivityRecord::parse(&p.json, options.payload).map_err(|e| e.to_string());
+            activity.map(|a| write_events(&a, keep_heartbeats, &mut line, out))
+        });
+        match parsed {
+            Ok(written) => {
+                written?;
+                ok += 1;
+            }
+            Err(message) => {
+                eprintln!("das: {} record {index}: {message}", path.display());
+                failed += 1;
+            }
+        }
+    }
+    Ok((ok, failed))
+}
+
+/// The record's events as archive lines, heartbeats only if asked for.
+fn write_events(
+    activity: &ActivityRecord<'_>,
+    keep_heartbeats: bool,
+    line: &mut Vec<u8>,
+    out: &mut impl Write,
+) -> Result<(), String> {
+    for (index, event) in activity
+        .events
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| keep_heartbeats || !e.is_heartbeat())
+    {
+        line.clear();
+        write_event_line(event, activity, &LineContext::unknown_record(index), line);
+        out.write_all(line).map_err(|e| format!("cannot write output: {e}"))?;
+    }
+    Ok(())
 }

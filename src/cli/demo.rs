@@ -31,19 +31,55 @@ pub(super) struct DemoArgs {
     show: usize,
 }
 
+/// Offline there is no KMS: the envelope carries a placeholder where the KMS blob would be.
+const KEY_BLOB: &[u8] = b"offline-demo: no KMS ciphertext";
+
+/// What decoding the records found.
+#[derive(Default)]
+struct Tally {
+    events: usize,
+    heartbeats: usize,
+    json_bytes: usize,
+}
+
 pub(super) fn demo(args: &DemoArgs) -> Result<ExitCode, String> {
     let engines: Vec<Engine> = if args.engine.is_empty() {
         Engine::ALL.to_vec()
     } else {
         args.engine.iter().map(|&e| e.into()).collect()
     };
+    let keyring = throwaway_keyring()?;
+    let started = Instant::now();
+    let records = encode_all(args, &engines, &keyring)?;
+    let encoded_in = started.elapsed();
+    let started = Instant::now();
+    let tally = decode_all(&records, &keyring, args.show)?;
+    let decoded_in = started.elapsed().as_secs_f64();
+    eprintln!(
+        "das demo: {} records ({} engines) encoded in {:.2} s; decoded {} events + {} heartbeats \
+         ({:.1} MB of JSON) in {:.3} s: {:.0} records/s, {:.0} events/s on one core",
+        records.len(),
+        engines.len(),
+        encoded_in.as_secs_f64(),
+        tally.events,
+        tally.heartbeats,
+        tally.json_bytes as f64 / 1e6,
+        decoded_in,
+        records.len() as f64 / decoded_in,
+        (tally.events + tally.heartbeats) as f64 / decoded_in,
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A DAS keyring under a random wrapping key that lives only as long as the demo.
+fn throwaway_keyring() -> Result<RawAesKeyring, String> {
     let mut wrapping_key = Zeroizing::new([0u8; 32]);
     aws_lc_rs::rand::fill(&mut wrapping_key[..]).map_err(|_| "no system randomness".to_owned())?;
-    let keyring = RawAesKeyring::das(&wrapping_key[..]).map_err(|e| e.to_string())?;
-    // Offline there is no KMS: the envelope carries a placeholder where the KMS blob would be.
-    let key_blob = b"offline-demo: no KMS ciphertext";
+    RawAesKeyring::das(&wrapping_key[..]).map_err(|e| e.to_string())
+}
 
-    let started = Instant::now();
+/// `args.records` records per engine, each engine with its own seed; every tenth has a heartbeat.
+fn encode_all(args: &DemoArgs, engines: &[Engine], keyring: &RawAesKeyring) -> Result<Vec<Vec<u8>>, String> {
     let mut records = Vec::new();
     for (n, engine) in engines.iter().enumerate() {
         let mut sim = Simulator::new(
@@ -62,30 +98,33 @@ pub(super) fn demo(args: &DemoArgs) -> Result<ExitCode, String> {
                 events.push(sim.heartbeat());
             }
             let data =
-                record::encode_with(&sim.payload(&events), &keyring, key_blob, &options).map_err(|e| e.to_string())?;
+                record::encode_with(&sim.payload(&events), keyring, KEY_BLOB, &options).map_err(|e| e.to_string())?;
             records.push(data);
         }
     }
-    let encoded_in = started.elapsed();
+    Ok(records)
+}
 
-    let started = Instant::now();
+/// Decodes every record, printing the first `show` events as archive lines on stdout.
+fn decode_all(records: &[Vec<u8>], keyring: &RawAesKeyring, show: usize) -> Result<Tally, String> {
     let options = DecodeOptions::default();
-    let (mut events, mut heartbeats, mut json_bytes, mut shown) = (0usize, 0usize, 0usize, 0usize);
+    let mut tally = Tally::default();
+    let mut shown = 0usize;
     let stdout = io::stdout();
     let mut out = stdout.lock();
     let mut line = Vec::new();
-    for data in &records {
+    for data in records {
         let envelope = Envelope::parse(data).map_err(|e| e.to_string())?;
-        let payload = record::decode(&envelope, &keyring, &options).map_err(|e| e.to_string())?;
-        json_bytes += payload.json.len();
+        let payload = record::decode(&envelope, keyring, &options).map_err(|e| e.to_string())?;
+        tally.json_bytes += payload.json.len();
         let activity = ActivityRecord::parse(&payload.json, options.payload).map_err(|e| e.to_string())?;
         for (index, event) in activity.events.iter().enumerate() {
             if event.is_heartbeat() {
-                heartbeats += 1;
+                tally.heartbeats += 1;
                 continue;
             }
-            events += 1;
-            if shown < args.show {
+            tally.events += 1;
+            if shown < show {
                 line.clear();
                 write_event_line(event, &activity, &LineContext::unknown_record(index), &mut line);
                 out.write_all(&line).map_err(|e| e.to_string())?;
@@ -93,19 +132,5 @@ pub(super) fn demo(args: &DemoArgs) -> Result<ExitCode, String> {
             }
         }
     }
-    let decoded_in = started.elapsed().as_secs_f64();
-    eprintln!(
-        "das demo: {} records ({} engines) encoded in {:.2} s; decoded {} events + {} heartbeats \
-         ({:.1} MB of JSON) in {:.3} s: {:.0} records/s, {:.0} events/s on one core",
-        records.len(),
-        engines.len(),
-        encoded_in.as_secs_f64(),
-        events,
-        heartbeats,
-        json_bytes as f64 / 1e6,
-        decoded_in,
-        records.len() as f64 / decoded_in,
-        (events + heartbeats) as f64 / decoded_in,
-    );
-    Ok(ExitCode::SUCCESS)
+    Ok(tally)
 }

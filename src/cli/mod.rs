@@ -117,6 +117,14 @@ fn block_on<F: std::future::Future<Output = Result<ExitCode, String>>>(future: F
         .block_on(future)
 }
 
+/// An S3 client; path-style addressing is for local S3-compatible servers.
+fn s3_client(sdk: &aws_config::SdkConfig, force_path_style: bool) -> aws_sdk_s3::Client {
+    let config = aws_sdk_s3::config::Builder::from(sdk)
+        .force_path_style(force_path_style)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
 /// Parses a 32-byte key given as 64 hex digits or base64.
 fn parse_key(text: &str) -> Result<Zeroizing<Vec<u8>>, String> {
     let text = text.trim();

@@ -217,7 +217,7 @@ pub(super) async fn redrive(args: &RedriveArgs) -> Result<ExitCode, String> {
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let archiver = archiver(args, &settings, &sdk)?;
     let documents = Documents {
-        client: s3_client(&sdk, settings.s3_force_path_style),
+        client: super::s3_client(&sdk, settings.s3_force_path_style),
         bucket: settings.bucket.clone(),
     };
     let mut summary = Summary {
@@ -260,13 +260,6 @@ fn archiver(args: &RedriveArgs, settings: &Settings, sdk: &aws_config::SdkConfig
         filter,
         sink,
     ))
-}
-
-fn s3_client(sdk: &aws_config::SdkConfig, force_path_style: bool) -> aws_sdk_s3::Client {
-    let config = aws_sdk_s3::config::Builder::from(sdk)
-        .force_path_style(force_path_style)
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
 }
 
 /// One quarantine document: run its record, then delete the document or note the new reason.

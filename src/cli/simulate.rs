@@ -116,6 +116,29 @@ impl Producer {
 }
 
 pub(super) async fn simulate(args: &SimulateArgs) -> Result<ExitCode, String> {
+    let (engine, options) = encode_options(args)?;
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let producer = Producer {
+        kms: args.kms_key_id.as_ref().map(|_| aws_sdk_kms::Client::new(&sdk)),
+        kms_key_id: args.kms_key_id.clone(),
+        fixed_key: args.wrapping_key.as_deref().map(parse_key).transpose()?,
+        resource: args.resource_id.clone(),
+    };
+    let started = Instant::now();
+    let (records, events) = produce(args, &producer, &mut simulator(args, engine), &options).await?;
+    deliver(args, &sdk, &records).await?;
+    eprintln!(
+        "das simulate: {} {engine:?} records ({events} events, suite {}) for {} in {:.2} s",
+        records.len(),
+        options.esdk.suite,
+        args.resource_id,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The engine (given, or guessed from the resource id) and how its records are encoded.
+fn encode_options(args: &SimulateArgs) -> Result<(Engine, EncodeOptions), String> {
     let engine: Engine = match args.engine {
         Some(e) => e.into(),
         None if args.resource_id.context_key() == "aws:rds:dbc-id" => Engine::AuroraPostgresql,
@@ -133,13 +156,11 @@ pub(super) async fn simulate(args: &SimulateArgs) -> Result<ExitCode, String> {
         version: engine.record_version().to_owned(),
         esdk,
     };
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let producer = Producer {
-        kms: args.kms_key_id.as_ref().map(|_| aws_sdk_kms::Client::new(&sdk)),
-        kms_key_id: args.kms_key_id.clone(),
-        fixed_key: args.wrapping_key.as_deref().map(parse_key).transpose()?,
-        resource: args.resource_id.clone(),
-    };
+    Ok((engine, options))
+}
+
+/// The workload generator for the resource: a cluster id also names its writer instance.
+fn simulator(args: &SimulateArgs, engine: Engine) -> Simulator {
     let (cluster, instance) = match &args.resource_id {
         ResourceId::Cluster(id) => (id.clone(), format!("db-{}", id.trim_start_matches("cluster-"))),
         ResourceId::Instance(id) => (String::new(), id.clone()),
@@ -147,8 +168,17 @@ pub(super) async fn simulate(args: &SimulateArgs) -> Result<ExitCode, String> {
     let mut sim = Simulator::new(engine, &cluster, &instance, args.seed);
     sim.set_mix(args.mix);
     sim.set_clock(now_micros());
+    sim
+}
 
-    let started = Instant::now();
+/// Encodes the records (every Nth a heartbeat), with a new data key every `records_per_key`.
+/// Returns the records and the number of activity events they carry.
+async fn produce(
+    args: &SimulateArgs,
+    producer: &Producer,
+    sim: &mut Simulator,
+    options: &EncodeOptions,
+) -> Result<(Vec<Vec<u8>>, usize), String> {
     let mut key = producer.data_key().await?;
     let mut records = Vec::with_capacity(args.records);
     let mut events = 0usize;
@@ -162,47 +192,54 @@ pub(super) async fn simulate(args: &SimulateArgs) -> Result<ExitCode, String> {
             events += args.events_per_record;
             sim.events(args.events_per_record)
         };
-        let mut data = record::encode_with(&sim.payload(&list), &key.0, &key.1, &options).map_err(|e| e.to_string())?;
-        if args.corrupt_record == Some(i) {
-            let mut envelope = crate::pipeline::envelope::Envelope::parse(&data).map_err(|e| e.to_string())?;
-            if let Some(byte) = envelope.message.iter_mut().rev().nth(20) {
-                *byte ^= 0x40;
-            }
-            data = envelope.to_json();
-        }
-        records.push(data);
+        let data = record::encode_with(&sim.payload(&list), &key.0, &key.1, options).map_err(|e| e.to_string())?;
+        records.push(if args.corrupt_record == Some(i) {
+            corrupt(&data)?
+        } else {
+            data
+        });
     }
+    Ok((records, events))
+}
 
-    let stream_name = args.resource_id.stream_name();
+/// The record with one ciphertext byte flipped, so that its authentication tag no longer matches.
+fn corrupt(data: &[u8]) -> Result<Vec<u8>, String> {
+    let mut envelope = crate::pipeline::envelope::Envelope::parse(data).map_err(|e| e.to_string())?;
+    if let Some(byte) = envelope.message.iter_mut().rev().nth(20) {
+        *byte ^= 0x40;
+    }
+    Ok(envelope.to_json())
+}
+
+/// Sends the records where the arguments say: a Kinesis stream, a Lambda test event file, or stdout.
+async fn deliver(args: &SimulateArgs, sdk: &aws_config::SdkConfig, records: &[Vec<u8>]) -> Result<(), String> {
     match (&args.to_stream, &args.to_event_file) {
-        (Some(stream), _) => put_records(&aws_sdk_kinesis::Client::new(&sdk), stream, &records, args.rate).await?,
+        (Some(stream), _) => put_records(&aws_sdk_kinesis::Client::new(sdk), stream, records, args.rate).await,
         (None, Some(path)) => {
             let region = sdk.region().map_or("us-east-1", |r| r.as_ref()).to_owned();
-            let arn = format!("arn:aws:kinesis:{region}:123456789012:stream/{stream_name}");
+            let arn = format!(
+                "arn:aws:kinesis:{region}:123456789012:stream/{}",
+                args.resource_id.stream_name()
+            );
             let now = now_micros() as f64 / 1e6;
-            let event = lambda_kinesis_event(&arn, "shardId-000000000000", &records, 1, now);
+            let event = lambda_kinesis_event(&arn, "shardId-000000000000", records, 1, now);
             let text = serde_json::to_string_pretty(&event).map_err(|e| e.to_string())?;
-            std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
         }
-        (None, None) => {
-            use std::io::Write;
-            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            for r in &records {
-                out.write_all(r)
-                    .and_then(|()| out.write_all(b"\n"))
-                    .map_err(|e| e.to_string())?;
-            }
-            out.flush().map_err(|e| e.to_string())?;
-        }
+        (None, None) => write_lines(records),
     }
-    eprintln!(
-        "das simulate: {} {engine:?} records ({events} events, suite {}) for {} in {:.2} s",
-        records.len(),
-        options.esdk.suite,
-        args.resource_id,
-        started.elapsed().as_secs_f64()
-    );
-    Ok(ExitCode::SUCCESS)
+}
+
+/// One record a line on stdout.
+fn write_lines(records: &[Vec<u8>]) -> Result<(), String> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for r in records {
+        out.write_all(r)
+            .and_then(|()| out.write_all(b"\n"))
+            .map_err(|e| e.to_string())?;
+    }
+    out.flush().map_err(|e| e.to_string())
 }
 
 /// PutRecords in batches of 500, retrying the entries Kinesis throttled, pacing to `rate` records/s.
@@ -215,52 +252,7 @@ async fn put_records(
     let started = Instant::now();
     let mut sent = 0usize;
     for (chunk_index, chunk) in records.chunks(PUT_RECORDS_MAX).enumerate() {
-        let mut pending: Vec<PutRecordsRequestEntry> = chunk
-            .iter()
-            .enumerate()
-            .map(|(i, data)| {
-                PutRecordsRequestEntry::builder()
-                    .data(KinesisBlob::new(data.clone()))
-                    .partition_key(format!(
-                        "{:08x}",
-                        (chunk_index * PUT_RECORDS_MAX + i) as u64 * 2_654_435_761 % (1 << 32)
-                    ))
-                    .build()
-                    .map_err(|e| e.to_string())
-            })
-            .collect::<Result<_, _>>()?;
-        for attempt in 0..10u32 {
-            let out = client
-                .put_records()
-                .stream_name(stream)
-                .set_records(Some(pending.clone()))
-                .send()
-                .await
-                .map_err(|e| {
-                    format!(
-                        "Kinesis PutRecords to {stream} failed: {}",
-                        aws_sdk_kinesis::error::DisplayErrorContext(&e)
-                    )
-                })?;
-            if out.failed_record_count.unwrap_or(0) == 0 {
-                pending.clear();
-                break;
-            }
-            // Keep only the entries that failed (throttled), in order, and back off.
-            pending = pending
-                .into_iter()
-                .zip(out.records)
-                .filter(|(_, result)| result.error_code.is_some())
-                .map(|(entry, _)| entry)
-                .collect();
-            tokio::time::sleep(Duration::from_millis(100 << attempt.min(5))).await;
-        }
-        if !pending.is_empty() {
-            return Err(format!(
-                "Kinesis kept throttling {} records to {stream}; lower --rate",
-                pending.len()
-            ));
-        }
+        put_chunk(client, stream, entries(chunk_index, chunk)?).await?;
         sent += chunk.len();
         if rate > 0.0 {
             let due = Duration::from_secs_f64(sent as f64 / rate);
@@ -270,6 +262,61 @@ async fn put_records(
         }
     }
     Ok(())
+}
+
+/// The PutRecords entries of one chunk, with partition keys spread over the hash key range.
+fn entries(chunk_index: usize, chunk: &[Vec<u8>]) -> Result<Vec<PutRecordsRequestEntry>, String> {
+    chunk
+        .iter()
+        .enumerate()
+        .map(|(i, data)| {
+            PutRecordsRequestEntry::builder()
+                .data(KinesisBlob::new(data.clone()))
+                .partition_key(format!(
+                    "{:08x}",
+                    (chunk_index * PUT_RECORDS_MAX + i) as u64 * 2_654_435_761 % (1 << 32)
+                ))
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .collect()
+}
+
+/// One PutRecords call and up to nine more for the entries Kinesis throttled, backing off between.
+async fn put_chunk(
+    client: &aws_sdk_kinesis::Client,
+    stream: &str,
+    mut pending: Vec<PutRecordsRequestEntry>,
+) -> Result<(), String> {
+    for attempt in 0..10u32 {
+        let out = client
+            .put_records()
+            .stream_name(stream)
+            .set_records(Some(pending.clone()))
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "Kinesis PutRecords to {stream} failed: {}",
+                    aws_sdk_kinesis::error::DisplayErrorContext(&e)
+                )
+            })?;
+        if out.failed_record_count.unwrap_or(0) == 0 {
+            return Ok(());
+        }
+        // Keep only the entries that failed (throttled), in order, and back off.
+        pending = pending
+            .into_iter()
+            .zip(out.records)
+            .filter(|(_, result)| result.error_code.is_some())
+            .map(|(entry, _)| entry)
+            .collect();
+        tokio::time::sleep(Duration::from_millis(100 << attempt.min(5))).await;
+    }
+    Err(format!(
+        "Kinesis kept throttling {} records to {stream}; lower --rate",
+        pending.len()
+    ))
 }
 
 fn now_micros() -> u64 {

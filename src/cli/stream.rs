@@ -110,6 +110,22 @@ struct Status {
     mode: Option<String>,
 }
 
+/// A [`Status`] from a `DbCluster` or a `DbInstance`: the SDK gives both the same four
+/// activity-stream getters, but no trait in common.
+macro_rules! status_of {
+    ($db:expr) => {
+        Status {
+            status: $db
+                .activity_stream_status()
+                .map_or("stopped", |s| s.as_str())
+                .to_owned(),
+            stream_name: $db.activity_stream_kinesis_stream_name().map(str::to_owned),
+            kms_key_id: $db.activity_stream_kms_key_id().map(str::to_owned),
+            mode: $db.activity_stream_mode().map(|m| m.as_str().to_owned()),
+        }
+    };
+}
+
 async fn status(client: &aws_sdk_rds::Client, arn: &str) -> Result<Status, String> {
     let fail = |e: String| format!("cannot describe {arn}: {e}");
     match target(arn)? {
@@ -124,12 +140,7 @@ async fn status(client: &aws_sdk_rds::Client, arn: &str) -> Result<Status, Strin
                 .db_clusters()
                 .first()
                 .ok_or_else(|| fail("no such cluster".into()))?;
-            Ok(Status {
-                status: c.activity_stream_status().map_or("stopped", |s| s.as_str()).to_owned(),
-                stream_name: c.activity_stream_kinesis_stream_name().map(str::to_owned),
-                kms_key_id: c.activity_stream_kms_key_id().map(str::to_owned),
-                mode: c.activity_stream_mode().map(|m| m.as_str().to_owned()),
-            })
+            Ok(status_of!(c))
         }
         Target::Instance => {
             let out = client
@@ -142,12 +153,7 @@ async fn status(client: &aws_sdk_rds::Client, arn: &str) -> Result<Status, Strin
                 .db_instances()
                 .first()
                 .ok_or_else(|| fail("no such instance".into()))?;
-            Ok(Status {
-                status: i.activity_stream_status().map_or("stopped", |s| s.as_str()).to_owned(),
-                stream_name: i.activity_stream_kinesis_stream_name().map(str::to_owned),
-                kms_key_id: i.activity_stream_kms_key_id().map(str::to_owned),
-                mode: i.activity_stream_mode().map(|m| m.as_str().to_owned()),
-            })
+            Ok(status_of!(i))
         }
     }
 }
@@ -172,45 +178,14 @@ pub(super) async fn stream(args: &StreamArgs) -> Result<ExitCode, String> {
     let client = aws_sdk_rds::Client::new(&sdk);
     let goal = match args.action {
         Action::Start => {
-            let r = start_request(args)?;
-            let out = client
-                .start_activity_stream()
-                .resource_arn(&r.resource_arn)
-                .kms_key_id(&r.kms_key_id)
-                .mode(r.mode.clone())
-                .apply_immediately(r.apply_immediately)
-                .set_engine_native_audit_fields_included(r.engine_native_audit_fields_included)
-                .send()
-                .await
-                .map_err(|e| {
-                    format!(
-                        "StartActivityStream failed: {}",
-                        aws_sdk_rds::error::DisplayErrorContext(&e)
-                    )
-                })?;
-            eprintln!(
-                "starting: Kinesis stream {} ({})",
-                out.kinesis_stream_name().unwrap_or("?"),
-                out.status().map_or("?", |s| s.as_str())
-            );
+            start(&client, args).await?;
             "started"
         }
         Action::Stop => {
             if !args.force {
                 check_backlog(&sdk, &status(&client, &args.cluster).await?).await?;
             }
-            client
-                .stop_activity_stream()
-                .resource_arn(&args.cluster)
-                .apply_immediately(true)
-                .send()
-                .await
-                .map_err(|e| {
-                    format!(
-                        "StopActivityStream failed: {}",
-                        aws_sdk_rds::error::DisplayErrorContext(&e)
-                    )
-                })?;
+            stop(&client, &args.cluster).await?;
             "stopped"
         }
         Action::Status => {
@@ -218,20 +193,67 @@ pub(super) async fn stream(args: &StreamArgs) -> Result<ExitCode, String> {
             return Ok(ExitCode::SUCCESS);
         }
     };
-    if !args.wait {
-        return Ok(ExitCode::SUCCESS);
+    if args.wait {
+        wait_until(&client, args, goal).await?;
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// StartActivityStream as the arguments ask, telling which Kinesis stream DAS creates.
+async fn start(client: &aws_sdk_rds::Client, args: &StreamArgs) -> Result<(), String> {
+    let r = start_request(args)?;
+    let out = client
+        .start_activity_stream()
+        .resource_arn(&r.resource_arn)
+        .kms_key_id(&r.kms_key_id)
+        .mode(r.mode.clone())
+        .apply_immediately(r.apply_immediately)
+        .set_engine_native_audit_fields_included(r.engine_native_audit_fields_included)
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "StartActivityStream failed: {}",
+                aws_sdk_rds::error::DisplayErrorContext(&e)
+            )
+        })?;
+    eprintln!(
+        "starting: Kinesis stream {} ({})",
+        out.kinesis_stream_name().unwrap_or("?"),
+        out.status().map_or("?", |s| s.as_str())
+    );
+    Ok(())
+}
+
+async fn stop(client: &aws_sdk_rds::Client, resource_arn: &str) -> Result<(), String> {
+    client
+        .stop_activity_stream()
+        .resource_arn(resource_arn)
+        .apply_immediately(true)
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "StopActivityStream failed: {}",
+                aws_sdk_rds::error::DisplayErrorContext(&e)
+            )
+        })?;
+    Ok(())
+}
+
+/// Polls every 10 s until the stream reaches `goal`, printing each change, for at most `--wait-timeout`.
+async fn wait_until(client: &aws_sdk_rds::Client, args: &StreamArgs, goal: &str) -> Result<(), String> {
     let started = Instant::now();
     let mut last = String::new();
     loop {
-        let now = status(&client, &args.cluster).await?;
+        let now = status(client, &args.cluster).await?;
         if now.status != last {
             eprintln!("[{:>4} s] {}", started.elapsed().as_secs(), show(&now));
             last = now.status.clone();
         }
         if now.status == goal {
             println!("{}", show(&now));
-            return Ok(ExitCode::SUCCESS);
+            return Ok(());
         }
         if started.elapsed() > Duration::from_secs(args.wait_timeout) {
             return Err(format!(

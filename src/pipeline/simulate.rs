@@ -161,6 +161,21 @@ pub struct Simulator {
     clock_micros: u64,
 }
 
+/// What every engine's event is made of, drawn in one order so that a seed gives the same events.
+struct Drawn {
+    class: &'static str,
+    command: &'static str,
+    object: &'static str,
+    sql: String,
+    user: &'static str,
+    app: &'static str,
+    host: String,
+    port: u64,
+    pid: u64,
+    log_time: String,
+    connect: bool,
+}
+
 const USERS: [&str; 4] = ["app", "app", "reporting", "admin"];
 const APPS: [&str; 3] = ["pgbench", "api-server", "psql"];
 
@@ -258,7 +273,31 @@ impl Simulator {
         let aid = 1 + self.below(100_000);
         let user = self.pick(&USERS);
         let app = self.pick(&APPS);
-        let (class, command, object, sql) = match activity {
+        let (class, command, object, sql) = self.statement(activity, aid);
+        let e = Drawn {
+            class,
+            command,
+            object,
+            sql,
+            user,
+            app,
+            host: format!("10.0.{}.{}", self.below(4), 10 + self.below(200)),
+            port: 30_000 + self.below(30_000),
+            pid: 1_000 + self.below(30_000),
+            log_time: self.log_time(),
+            connect: matches!(activity, Activity::Login | Activity::Logout),
+        };
+        match self.engine {
+            Engine::AuroraPostgresql => self.postgresql_event(&e),
+            Engine::AuroraMysql => self.mysql_event(&e),
+            Engine::Oracle => self.oracle_event(&e),
+            Engine::SqlServer => self.sqlserver_event(&e),
+        }
+    }
+
+    /// Class, command, object and SQL text of a pgbench-like statement of the given kind.
+    fn statement(&mut self, activity: Activity, aid: u64) -> (&'static str, &'static str, &'static str, String) {
+        match activity {
             Activity::Read => (
                 "READ",
                 "SELECT",
@@ -282,58 +321,67 @@ impl Simulator {
                 "pgbench_history_archive",
                 "CREATE TABLE pgbench_history_archive (LIKE pgbench_history);".to_owned(),
             ),
-        };
-        let host = format!("10.0.{}.{}", self.below(4), 10 + self.below(200));
-        let port = 30_000 + self.below(30_000);
-        let pid = 1_000 + self.below(30_000);
-        let log_time = self.log_time();
-        let connect = matches!(activity, Activity::Login | Activity::Logout);
-        match self.engine {
-            Engine::AuroraPostgresql => json!({
-                "type": "record", "logTime": log_time, "statementId": self.statement_id, "substatementId": 1,
-                "objectType": if connect { Value::Null } else { json!("TABLE") }, "command": command,
-                "objectName": if connect { Value::Null } else { json!(object) }, "databaseName": "bench", "dbUserName": user,
-                "remoteHost": host, "remotePort": port.to_string(), "sessionId": format!("{:x}.{:x}", 0x6561_a0b1 + pid, pid),
-                "rowCount": if connect { Value::Null } else { json!(1) },
-                "commandText": if connect { Value::Null } else { json!(sql) }, "paramList": [], "pid": pid,
-                "clientApplication": app, "exitCode": Value::Null, "class": class, "serverVersion": "16.4",
-                "serverType": "PostgreSQL", "serviceName": "Amazon Aurora PostgreSQL-Compatible edition",
-                "serverHost": "10.0.1.10", "netProtocol": "TCP", "dbProtocol": "Postgres 3.0",
-                "errorMessage": Value::Null, "startTime": Value::Null,
-            }),
-            Engine::AuroraMysql => json!({
-                "type": "record", "clientApplication": Value::Null, "pid": pid, "dbUserName": user,
-                "databaseName": "bench", "remoteHost": host, "remotePort": port.to_string(),
-                "command": if connect { command } else { "QUERY" }, "commandText": sql, "paramList": Value::Null,
-                "objectType": "TABLE", "objectName": object, "statementId": self.statement_id, "substatementId": 1,
-                "exitCode": "0", "sessionId": pid.to_string(), "rowCount": 1, "serverHost": "master",
-                "serverType": "MySQL", "serviceName": "Amazon Aurora MySQL", "serverVersion": "MySQL 8.0.32",
-                "startTime": log_time, "endTime": log_time, "transactionId": "0", "dbProtocol": "MySQL",
-                "netProtocol": "TCP", "errorMessage": "", "class": "MAIN", "logTime": log_time,
-            }),
-            Engine::Oracle => json!({
-                "type": "record", "class": "Standard", "clientApplication": app, "command": if connect { "LOGON" } else { command },
-                "commandText": if connect { Value::Null } else { json!(sql) }, "dbid": "1559425351", "databaseName": "ORCL",
-                "dbProtocol": "oracle", "dbUserName": user.to_uppercase(), "endTime": Value::Null, "errorMessage": Value::Null,
-                "exitCode": 0, "logTime": log_time, "netProtocol": "tcp", "objectName": if connect { Value::Null } else { json!(object.to_uppercase()) },
-                "objectType": if connect { Value::Null } else { json!("APP") }, "paramList": [], "pid": pid, "remoteHost": host,
-                "remotePort": port.to_string(), "rowCount": Value::Null, "serverHost": "10.0.1.20", "serverType": "oracle",
-                "serverVersion": "19.0.0.0.ru-2024-10.rur-2024-10.r1", "serviceName": "oracle-ee", "sessionId": pid * 7,
-                "startTime": Value::Null, "statementId": self.statement_id, "substatementId": Value::Null,
-                "transactionId": Value::Null, "engineNativeAuditFields": {},
-            }),
-            Engine::SqlServer => json!({
-                "type": "record", "class": if connect { "LOGIN" } else { "TABLE" }, "clientApplication": app,
-                "command": if connect { "LOGIN SUCCEEDED" } else { command }, "commandText": sql, "databaseName": "bench",
-                "dbProtocol": "SQLSERVER", "dbUserName": user, "endTime": Value::Null, "errorMessage": Value::Null,
-                "exitCode": 1, "logTime": log_time, "netProtocol": Value::Null, "objectName": object, "objectType": "TABLE",
-                "paramList": Value::Null, "pid": Value::Null, "remoteHost": host, "remotePort": Value::Null, "rowCount": 1,
-                "serverHost": "10.0.1.30", "serverType": "SQLSERVER", "serverVersion": "15.00.4073.23.v1.R1",
-                "serviceName": "sqlserver-ee", "sessionId": 60 + self.below(100), "startTime": Value::Null,
-                "statementId": format!("0x{:016X}", self.next()), "substatementId": 1,
-                "transactionId": (4_532_935 + self.statement_id).to_string(), "engineNativeAuditFields": {},
-            }),
         }
+    }
+
+    /// Aurora PostgreSQL's shape: nulls where a connect event has no object.
+    fn postgresql_event(&self, e: &Drawn) -> Value {
+        json!({
+            "type": "record", "logTime": e.log_time, "statementId": self.statement_id, "substatementId": 1,
+            "objectType": if e.connect { Value::Null } else { json!("TABLE") }, "command": e.command,
+            "objectName": if e.connect { Value::Null } else { json!(e.object) }, "databaseName": "bench", "dbUserName": e.user,
+            "remoteHost": e.host, "remotePort": e.port.to_string(), "sessionId": format!("{:x}.{:x}", 0x6561_a0b1 + e.pid, e.pid),
+            "rowCount": if e.connect { Value::Null } else { json!(1) },
+            "commandText": if e.connect { Value::Null } else { json!(e.sql) }, "paramList": [], "pid": e.pid,
+            "clientApplication": e.app, "exitCode": Value::Null, "class": e.class, "serverVersion": "16.4",
+            "serverType": "PostgreSQL", "serviceName": "Amazon Aurora PostgreSQL-Compatible edition",
+            "serverHost": "10.0.1.10", "netProtocol": "TCP", "dbProtocol": "Postgres 3.0",
+            "errorMessage": Value::Null, "startTime": Value::Null,
+        })
+    }
+
+    /// Aurora MySQL's shape: a MAIN event (its AUX follows from `mysql_aux`).
+    fn mysql_event(&self, e: &Drawn) -> Value {
+        json!({
+            "type": "record", "clientApplication": Value::Null, "pid": e.pid, "dbUserName": e.user,
+            "databaseName": "bench", "remoteHost": e.host, "remotePort": e.port.to_string(),
+            "command": if e.connect { e.command } else { "QUERY" }, "commandText": e.sql, "paramList": Value::Null,
+            "objectType": "TABLE", "objectName": e.object, "statementId": self.statement_id, "substatementId": 1,
+            "exitCode": "0", "sessionId": e.pid.to_string(), "rowCount": 1, "serverHost": "master",
+            "serverType": "MySQL", "serviceName": "Amazon Aurora MySQL", "serverVersion": "MySQL 8.0.32",
+            "startTime": e.log_time, "endTime": e.log_time, "transactionId": "0", "dbProtocol": "MySQL",
+            "netProtocol": "TCP", "errorMessage": "", "class": "MAIN", "logTime": e.log_time,
+        })
+    }
+
+    /// RDS for Oracle's shape: upper-case names, engine-native audit fields.
+    fn oracle_event(&self, e: &Drawn) -> Value {
+        json!({
+            "type": "record", "class": "Standard", "clientApplication": e.app, "command": if e.connect { "LOGON" } else { e.command },
+            "commandText": if e.connect { Value::Null } else { json!(e.sql) }, "dbid": "1559425351", "databaseName": "ORCL",
+            "dbProtocol": "oracle", "dbUserName": e.user.to_uppercase(), "endTime": Value::Null, "errorMessage": Value::Null,
+            "exitCode": 0, "logTime": e.log_time, "netProtocol": "tcp", "objectName": if e.connect { Value::Null } else { json!(e.object.to_uppercase()) },
+            "objectType": if e.connect { Value::Null } else { json!("APP") }, "paramList": [], "pid": e.pid, "remoteHost": e.host,
+            "remotePort": e.port.to_string(), "rowCount": Value::Null, "serverHost": "10.0.1.20", "serverType": "oracle",
+            "serverVersion": "19.0.0.0.ru-2024-10.rur-2024-10.r1", "serviceName": "oracle-ee", "sessionId": e.pid * 7,
+            "startTime": Value::Null, "statementId": self.statement_id, "substatementId": Value::Null,
+            "transactionId": Value::Null, "engineNativeAuditFields": {},
+        })
+    }
+
+    /// RDS for SQL Server's shape: hex statement ids and session ids of its own.
+    fn sqlserver_event(&mut self, e: &Drawn) -> Value {
+        json!({
+            "type": "record", "class": if e.connect { "LOGIN" } else { "TABLE" }, "clientApplication": e.app,
+            "command": if e.connect { "LOGIN SUCCEEDED" } else { e.command }, "commandText": e.sql, "databaseName": "bench",
+            "dbProtocol": "SQLSERVER", "dbUserName": e.user, "endTime": Value::Null, "errorMessage": Value::Null,
+            "exitCode": 1, "logTime": e.log_time, "netProtocol": Value::Null, "objectName": e.object, "objectType": "TABLE",
+            "paramList": Value::Null, "pid": Value::Null, "remoteHost": e.host, "remotePort": Value::Null, "rowCount": 1,
+            "serverHost": "10.0.1.30", "serverType": "SQLSERVER", "serverVersion": "15.00.4073.23.v1.R1",
+            "serviceName": "sqlserver-ee", "sessionId": 60 + self.below(100), "startTime": Value::Null,
+            "statementId": format!("0x{:016X}", self.next()), "substatementId": 1,
+            "transactionId": (4_532_935 + self.statement_id).to_string(), "engineNativeAuditFields": {},
+        })
     }
 
     /// The AUX event Aurora MySQL adds after a statement's MAIN event.

@@ -22,7 +22,6 @@
 
 use crate::common;
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,16 +31,13 @@ use common::fault::{Answer, FaultProxy, Match, Rule};
 use common::moto::{self, Moto};
 use das_archiver::archive::{Compression, Layout, S3Sink, Sink};
 use das_archiver::batch::Archiver;
-use das_archiver::config::Settings;
 use das_archiver::envelope::{Envelope, ResourceId};
 use das_archiver::error::{Classify, FailureKind};
 use das_archiver::esdk::RawAesKeyring;
 use das_archiver::filter::Filter;
 use das_archiver::keys::{DataKeySource, KeyCache, KeyError, KmsKeySource};
-use das_archiver::lambda::{handle, KinesisBatchEvent};
 use das_archiver::record::{self, EncodeOptions};
 use das_archiver::simulate::{lambda_kinesis_event, Engine, Simulator};
-use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
@@ -97,15 +93,7 @@ impl Env {
 
     /// The archiver as the Lambda builds it, with the settings `vars` and both clients through the proxy.
     fn archiver(&self, vars: &[(&str, &str)]) -> Archiver<KmsKeySource, S3Sink> {
-        let mut all: BTreeMap<&str, &str> = [
-            ("DAS_ARCHIVE_BUCKET", BUCKET),
-            ("DAS_S3_FORCE_PATH_STYLE", "true"),
-            // The records are days old: with the default give-up age a retry would be a give-up.
-            ("DAS_GIVE_UP_AFTER_SECONDS", "0"),
-        ]
-        .into();
-        all.extend(vars.iter().copied());
-        let settings = Settings::from_lookup(|name| all.get(name).map(|v| (*v).to_owned())).unwrap();
+        let settings = moto::archive_settings(BUCKET, vars);
         Archiver::new(
             settings.batch_settings(),
             KeyCache::new(self.kms().with_key_arns(&settings.kms_key_arns), settings.key_cache),
@@ -179,22 +167,7 @@ impl Batch {
     fn expected_lines(&self, indices: impl IntoIterator<Item = usize>) -> Vec<Value> {
         indices
             .into_iter()
-            .flat_map(|i| {
-                let payload: Value = serde_json::from_slice(&self.payloads[i]).unwrap();
-                let (cluster, instance) = (payload["clusterId"].clone(), payload["instanceId"].clone());
-                payload["databaseActivityEventList"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .filter(|e| e["type"] != "heartbeat")
-                    .map(|e| {
-                        let mut e = e.clone();
-                        e["clusterId"] = cluster.clone();
-                        e["instanceId"] = instance.clone();
-                        e
-                    })
-                    .collect::<Vec<_>>()
-            })
+            .flat_map(|i| common::expected_event_lines(&self.payloads[i]))
             .collect()
     }
 
@@ -227,28 +200,6 @@ enum Ended {
     RetryFrom(usize),
 }
 
-async fn invoke(archiver: &Archiver<KmsKeySource, S3Sink>, event: &Value) -> Value {
-    let event: KinesisBatchEvent = serde_json::from_value(event.clone()).unwrap();
-    let response = handle(archiver, LambdaEvent::new(event, Context::default()))
-        .await
-        .unwrap();
-    serde_json::to_value(response).unwrap()
-}
-
-async fn archived_lines(cfg: &SdkConfig, resource: &ResourceId) -> Vec<Value> {
-    let mut lines = Vec::new();
-    for (_, body) in moto::read_objects(cfg, BUCKET, &format!("activity/{resource}/")).await {
-        let text = das_archiver::gunzip::gunzip(&body, 1 << 30).unwrap();
-        lines.extend(
-            String::from_utf8(text)
-                .unwrap()
-                .lines()
-                .map(|l| common::without_provenance(serde_json::from_str::<Value>(l).unwrap())),
-        );
-    }
-    lines
-}
-
 async fn quarantined(cfg: &SdkConfig, resource: &ResourceId) -> Vec<Value> {
     moto::read_objects(cfg, BUCKET, &format!("activity/quarantine/{resource}/"))
         .await
@@ -266,7 +217,7 @@ async fn run_and_check(
     ended: Ended,
     reason: &str,
 ) {
-    let response = invoke(archiver, &batch.event).await;
+    let response = moto::invoke(archiver, batch.event.clone()).await;
     let count = batch.data.len();
     let (failures, archived, quarantine): (Value, Vec<usize>, Option<usize>) = match ended {
         Ended::AllArchived => (json!([]), (0..count).collect(), None),
@@ -276,7 +227,7 @@ async fn run_and_check(
     let context = format!("{} ({reason}, {ended:?})", batch.resource);
     assert_eq!(response, json!({"batchItemFailures": failures}), "{context}");
     assert_eq!(
-        archived_lines(&env.cfg, &batch.resource).await,
+        moto::archived_lines(&env.cfg, BUCKET, &format!("activity/{}/", batch.resource)).await,
         batch.expected_lines(archived),
         "{context}: archive"
     );
@@ -502,14 +453,7 @@ async fn missing_credentials_are_a_configuration_error_and_no_request_is_sent() 
     );
     assert!(err.to_string().contains("CredentialsError"), "{err}");
     // S3 goes straight to moto here, so what is retried is KMS's doing alone.
-    let all: BTreeMap<&str, &str> = [
-        ("DAS_ARCHIVE_BUCKET", BUCKET),
-        ("DAS_S3_FORCE_PATH_STYLE", "true"),
-        // The records are days old: with the default give-up age a retry would be a give-up.
-        ("DAS_GIVE_UP_AFTER_SECONDS", "0"),
-    ]
-    .into();
-    let settings = Settings::from_lookup(|name| all.get(name).map(|v| (*v).to_owned())).unwrap();
+    let settings = moto::archive_settings(BUCKET, &[]);
     let archiver = Archiver::new(
         settings.batch_settings(),
         KeyCache::new(env.kms(), settings.key_cache),

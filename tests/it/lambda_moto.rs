@@ -7,21 +7,16 @@
 
 use crate::common;
 
-use std::collections::BTreeMap;
-
 use aws_config::SdkConfig;
 use common::moto::{self, Moto};
 use das_archiver::archive::S3Sink;
 use das_archiver::batch::Archiver;
-use das_archiver::config::Settings;
 use das_archiver::envelope::{Envelope, ResourceId};
 use das_archiver::esdk::RawAesKeyring;
 use das_archiver::filter::Filter;
 use das_archiver::keys::{KeyCache, KmsKeySource};
-use das_archiver::lambda::{handle, KinesisBatchEvent};
 use das_archiver::record::{self, EncodeOptions};
 use das_archiver::simulate::{lambda_kinesis_event, Engine, Simulator};
-use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{json, Value};
 
 const BUCKET: &str = "das-archive";
@@ -51,15 +46,7 @@ fn stream_arn(resource: &ResourceId) -> String {
 type TestArchiver = Archiver<KmsKeySource, S3Sink>;
 
 fn archiver(kms: &SdkConfig, s3: &SdkConfig, vars: &[(&str, &str)]) -> TestArchiver {
-    let mut all: BTreeMap<&str, &str> = [
-        ("DAS_ARCHIVE_BUCKET", BUCKET),
-        ("DAS_S3_FORCE_PATH_STYLE", "true"),
-        // The records are days old: with the default give-up age a retry would be a give-up.
-        ("DAS_GIVE_UP_AFTER_SECONDS", "0"),
-    ]
-    .into();
-    all.extend(vars.iter().copied());
-    let settings = Settings::from_lookup(|name| all.get(name).map(|v| (*v).to_owned())).unwrap();
+    let settings = moto::archive_settings(BUCKET, vars);
     Archiver::new(
         settings.batch_settings(),
         KeyCache::new(KmsKeySource::new(kms), settings.key_cache),
@@ -101,51 +88,9 @@ async fn records(
     (data, payloads)
 }
 
-async fn invoke(archiver: &TestArchiver, event: Value) -> Value {
-    let event: KinesisBatchEvent = serde_json::from_value(event).unwrap();
-    let response = handle(archiver, LambdaEvent::new(event, Context::default()))
-        .await
-        .unwrap();
-    serde_json::to_value(response).unwrap()
-}
-
-/// Every line of every archive object under `prefix`, in key order, parsed.
-async fn archived_lines(cfg: &SdkConfig, prefix: &str) -> Vec<Value> {
-    let mut lines = Vec::new();
-    for (key, body) in moto::read_objects(cfg, BUCKET, prefix).await {
-        assert!(key.ends_with(".ndjson.gz"), "{key}");
-        let text = das_archiver::gunzip::gunzip(&body, 1 << 30).unwrap();
-        lines.extend(
-            String::from_utf8(text)
-                .unwrap()
-                .lines()
-                .map(|l| common::without_provenance(serde_json::from_str::<Value>(l).unwrap())),
-        );
-    }
-    lines
-}
-
 /// What the archive must hold for these payloads: every non-heartbeat event plus its record's ids.
 fn expected_lines(payloads: &[Vec<u8>]) -> Vec<Value> {
-    payloads
-        .iter()
-        .flat_map(|p| {
-            let payload: Value = serde_json::from_slice(p).unwrap();
-            let (cluster, instance) = (payload["clusterId"].clone(), payload["instanceId"].clone());
-            payload["databaseActivityEventList"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|e| e["type"] != "heartbeat")
-                .map(|e| {
-                    let mut e = e.clone();
-                    e["clusterId"] = cluster.clone();
-                    e["instanceId"] = instance.clone();
-                    e
-                })
-                .collect::<Vec<_>>()
-        })
-        .collect()
+    payloads.iter().flat_map(|p| common::expected_event_lines(p)).collect()
 }
 
 #[tokio::test]
@@ -163,11 +108,11 @@ async fn batches_from_all_four_engines_land_in_s3_exactly_as_produced() {
         let (data, payloads) = records(&env, engine, &resource, 12, 5).await;
         let event = lambda_kinesis_event(&stream_arn(&resource), "shardId-000000000000", &data, 0, ARRIVAL);
         assert_eq!(
-            invoke(&archiver, event).await,
+            moto::invoke(&archiver, event).await,
             json!({"batchItemFailures": []}),
             "{engine:?}"
         );
-        let lines = archived_lines(&env.cfg, &format!("activity/{id}/")).await;
+        let lines = moto::archived_lines(&env.cfg, BUCKET, &format!("activity/{id}/")).await;
         assert_eq!(lines, expected_lines(&payloads), "{engine:?}");
         let keys: Vec<String> = moto::read_objects(&env.cfg, BUCKET, &format!("activity/{id}/"))
             .await
@@ -199,12 +144,12 @@ async fn filters_drop_and_redaction_shape_what_is_archived() {
     );
     let resource = ResourceId::parse("cluster-FILTERED00001").unwrap();
     let (data, payloads) = records(&env, Engine::AuroraPostgresql, &resource, 10, 10).await;
-    invoke(
+    moto::invoke(
         &archiver,
         lambda_kinesis_event(&stream_arn(&resource), "shardId-000000000001", &data, 0, ARRIVAL),
     )
     .await;
-    let lines = archived_lines(&env.cfg, "activity/cluster-FILTERED00001/").await;
+    let lines = moto::archived_lines(&env.cfg, BUCKET, "activity/cluster-FILTERED00001/").await;
     let expected: Vec<Value> = expected_lines(&payloads)
         .into_iter()
         .filter(|e| e["class"] != "READ")
@@ -234,12 +179,12 @@ async fn a_retried_batch_overwrites_the_same_objects_without_duplicate_lines() {
         100,
         1_795_316_399.996,
     );
-    invoke(&archiver, event.clone()).await;
+    moto::invoke(&archiver, event.clone()).await;
     let first: Vec<String> = moto::read_objects(&env.cfg, BUCKET, "activity/")
         .await
         .into_keys()
         .collect();
-    invoke(&archiver, event).await;
+    moto::invoke(&archiver, event).await;
     let second: Vec<String> = moto::read_objects(&env.cfg, BUCKET, "activity/")
         .await
         .into_keys()
@@ -247,7 +192,7 @@ async fn a_retried_batch_overwrites_the_same_objects_without_duplicate_lines() {
     assert_eq!(first, second);
     assert_eq!(first.len(), 2, "{first:?}");
     assert_eq!(
-        archived_lines(&env.cfg, "activity/cluster-RETRIED000001/").await,
+        moto::archived_lines(&env.cfg, BUCKET, "activity/cluster-RETRIED000001/").await,
         expected_lines(&payloads)
     );
 }
@@ -280,9 +225,9 @@ async fn tampered_wrong_context_bomb_and_malformed_records_are_quarantined_and_t
     // 4: not JSON.
     data[4] = b"{\"type\":\"DatabaseActivityMonitoringRecords\",".to_vec();
     let event = lambda_kinesis_event(&stream_arn(&resource), "shardId-000000000003", &data, 0, ARRIVAL);
-    assert_eq!(invoke(&archiver, event).await, json!({"batchItemFailures": []}));
+    assert_eq!(moto::invoke(&archiver, event).await, json!({"batchItemFailures": []}));
 
-    let lines = archived_lines(&env.cfg, "activity/cluster-BADRECORDS001/").await;
+    let lines = moto::archived_lines(&env.cfg, BUCKET, "activity/cluster-BADRECORDS001/").await;
     let good = [payloads[0].clone(), payloads[5].clone()];
     assert_eq!(lines, expected_lines(&good));
     let quarantine = moto::read_objects(
@@ -325,19 +270,25 @@ fn closed_port_config(cfg: &SdkConfig) -> SdkConfig {
         .build()
 }
 
+/// A batch of three records for `resource_id` fails as a whole: the Lambda asks for a retry from
+/// its first record and nothing reaches the bucket.
+async fn assert_retried_whole_and_nothing_written(env: &Env, archiver: &TestArchiver, resource_id: &str) {
+    let resource = ResourceId::parse(resource_id).unwrap();
+    let (data, _) = records(env, Engine::AuroraPostgresql, &resource, 3, 2).await;
+    let event = lambda_kinesis_event(&stream_arn(&resource), "shardId-000000000004", &data, 7, ARRIVAL);
+    let first = event["Records"][0]["kinesis"]["sequenceNumber"].clone();
+    assert_eq!(
+        moto::invoke(archiver, event).await,
+        json!({"batchItemFailures": [{"itemIdentifier": first}]})
+    );
+    assert!(moto::read_objects(&env.cfg, BUCKET, "").await.is_empty());
+}
+
 #[tokio::test]
 async fn when_kms_is_unreachable_the_batch_is_retried_from_its_first_record_and_nothing_is_written() {
     let env = env().await;
     let archiver = archiver(&closed_port_config(&env.cfg), &env.cfg, &[]);
-    let resource = ResourceId::parse("cluster-NOKMS00000001").unwrap();
-    let (data, _) = records(&env, Engine::AuroraPostgresql, &resource, 3, 2).await;
-    let event = lambda_kinesis_event(&stream_arn(&resource), "shardId-000000000004", &data, 7, ARRIVAL);
-    let first = event["Records"][0]["kinesis"]["sequenceNumber"].clone();
-    assert_eq!(
-        invoke(&archiver, event).await,
-        json!({"batchItemFailures": [{"itemIdentifier": first}]})
-    );
-    assert!(moto::read_objects(&env.cfg, BUCKET, "").await.is_empty());
+    assert_retried_whole_and_nothing_written(&env, &archiver, "cluster-NOKMS00000001").await;
 }
 
 /// An endpoint that accepts connections and never answers, like a network that drops packets.
@@ -352,18 +303,7 @@ async fn when_kms_never_answers_each_attempt_times_out_and_the_batch_is_retried_
     let env = env().await;
     // The kernel completes the TCP handshakes into the listener's backlog; nobody ever reads them.
     let (silent, _listener) = silent_endpoint_config(&env.cfg);
-    let settings = Settings::from_lookup(|name| {
-        [
-            ("DAS_ARCHIVE_BUCKET", BUCKET),
-            ("DAS_S3_FORCE_PATH_STYLE", "true"),
-            // The records are days old: with the default give-up age a retry would be a give-up.
-            ("DAS_GIVE_UP_AFTER_SECONDS", "0"),
-        ]
-        .into_iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v.to_owned())
-    })
-    .unwrap();
+    let settings = moto::archive_settings(BUCKET, &[]);
     let kms = KmsKeySource::with_timeouts(
         &silent,
         std::time::Duration::from_millis(200),
@@ -375,15 +315,7 @@ async fn when_kms_never_answers_each_attempt_times_out_and_the_batch_is_retried_
         Filter::new(&settings.filter).unwrap(),
         S3Sink::new(&env.cfg, &settings.bucket, settings.s3_force_path_style),
     );
-    let resource = ResourceId::parse("cluster-SILENTKMS00001").unwrap();
-    let (data, _) = records(&env, Engine::AuroraPostgresql, &resource, 3, 2).await;
-    let event = lambda_kinesis_event(&stream_arn(&resource), "shardId-000000000004", &data, 7, ARRIVAL);
-    let first = event["Records"][0]["kinesis"]["sequenceNumber"].clone();
-    assert_eq!(
-        invoke(&archiver, event).await,
-        json!({"batchItemFailures": [{"itemIdentifier": first}]})
-    );
-    assert!(moto::read_objects(&env.cfg, BUCKET, "").await.is_empty());
+    assert_retried_whole_and_nothing_written(&env, &archiver, "cluster-SILENTKMS00001").await;
 }
 
 #[tokio::test]
@@ -396,7 +328,7 @@ async fn when_s3_is_unreachable_nothing_is_reported_done() {
     let event = lambda_kinesis_event(&stream_arn(&resource), "shardId-000000000005", &data, 0, ARRIVAL);
     let first = event["Records"][0]["kinesis"]["sequenceNumber"].clone();
     assert_eq!(
-        invoke(&archiver, event).await,
+        moto::invoke(&archiver, event).await,
         json!({"batchItemFailures": [{"itemIdentifier": first}]})
     );
 }
@@ -409,14 +341,19 @@ async fn a_thousand_records_sharing_one_data_key_make_one_kms_call() {
     let (data, payloads) = records(&env, Engine::AuroraPostgresql, &resource, 1000, 1).await;
     env.moto.start_recording();
     let event = lambda_kinesis_event(&stream_arn(&resource), "shardId-000000000006", &data, 0, ARRIVAL);
-    assert_eq!(invoke(&archiver, event.clone()).await, json!({"batchItemFailures": []}));
+    assert_eq!(
+        moto::invoke(&archiver, event.clone()).await,
+        json!({"batchItemFailures": []})
+    );
     assert_eq!(env.moto.count_kms_calls("Decrypt"), 1);
     // A warm container's next batch under the same key makes none.
-    invoke(&archiver, event).await;
+    moto::invoke(&archiver, event).await;
     assert_eq!(env.moto.count_kms_calls("Decrypt"), 1);
     assert_eq!(archiver.keys().stats().source_calls, 1);
     assert_eq!(
-        archived_lines(&env.cfg, "activity/cluster-KMSCOUNT00001/").await.len(),
+        moto::archived_lines(&env.cfg, BUCKET, "activity/cluster-KMSCOUNT00001/")
+            .await
+            .len(),
         expected_lines(&payloads).len()
     );
 }
@@ -433,9 +370,13 @@ async fn one_function_archives_two_streams_into_their_own_prefixes_and_refuses_a
         let resource = ResourceId::parse(id).unwrap();
         let (data, payloads) = records(&env, engine, &resource, 4, 3).await;
         let event = lambda_kinesis_event(&stream_arn(&resource), "shardId-000000000000", &data, 0, ARRIVAL);
-        assert_eq!(invoke(&archiver, event).await, json!({"batchItemFailures": []}), "{id}");
         assert_eq!(
-            archived_lines(&env.cfg, &format!("activity/{id}/")).await,
+            moto::invoke(&archiver, event).await,
+            json!({"batchItemFailures": []}),
+            "{id}"
+        );
+        assert_eq!(
+            moto::archived_lines(&env.cfg, BUCKET, &format!("activity/{id}/")).await,
             expected_lines(&payloads)
         );
     }
@@ -443,7 +384,7 @@ async fn one_function_archives_two_streams_into_their_own_prefixes_and_refuses_a
     let stranger = ResourceId::parse("cluster-STRANGER0001").unwrap();
     let (data, _) = records(&env, Engine::AuroraPostgresql, &stranger, 2, 3).await;
     let event = lambda_kinesis_event(&stream_arn(&stranger), "shardId-000000000000", &data, 0, ARRIVAL);
-    let reply = invoke(&archiver, event.clone()).await;
+    let reply = moto::invoke(&archiver, event.clone()).await;
     assert_eq!(
         reply["batchItemFailures"][0]["itemIdentifier"],
         event["Records"][0]["kinesis"]["sequenceNumber"]
@@ -465,7 +406,7 @@ async fn s3_verifies_each_object_s_sha256_and_its_metadata_counts_its_lines() {
     let resource = ResourceId::parse("cluster-CHECKSUM0001").unwrap();
     let (data, payloads) = records(&env, Engine::AuroraPostgresql, &resource, 5, 4).await;
     let event = lambda_kinesis_event(&stream_arn(&resource), "shardId-000000000000", &data, 7, ARRIVAL);
-    invoke(&archiver, event.clone()).await;
+    moto::invoke(&archiver, event.clone()).await;
     let objects = moto::read_objects(&env.cfg, BUCKET, "activity/cluster-CHECKSUM0001/").await;
     assert_eq!(objects.len(), 1);
     let (key, body) = objects.into_iter().next().unwrap();

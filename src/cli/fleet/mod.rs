@@ -158,10 +158,7 @@ fn now_secs() -> i64 {
 /// Path-style addressing for local S3-compatible servers, as the Lambda reads it.
 fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
     let path_style = std::env::var("DAS_S3_FORCE_PATH_STYLE").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
-    let config = aws_sdk_s3::config::Builder::from(sdk)
-        .force_path_style(path_style)
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
+    super::s3_client(sdk, path_style)
 }
 
 /// Every DB cluster, then every DB instance that is not an Aurora cluster member (DAS on Aurora
@@ -349,6 +346,16 @@ fn report(action: &str, resource_id: &str, stream_arn: &str, function: &str, uui
     println!("{summary}");
 }
 
+/// The UUIDs of the function's event-source mappings that read the stream.
+async fn reading(lambda: &aws_sdk_lambda::Client, function: &str, stream_arn: &str) -> Result<Vec<String>, String> {
+    Ok(mappings(lambda, Some(function))
+        .await?
+        .into_iter()
+        .filter(|m| m.reads(stream_arn))
+        .map(|m| m.uuid)
+        .collect())
+}
+
 async fn attach(args: &AttachArgs) -> Result<ExitCode, String> {
     let sdk = sdk_config(args.region.as_ref()).await;
     let (db, stream_arn) = find(&sdk, &args.resource_id).await?;
@@ -360,12 +367,7 @@ async fn attach(args: &AttachArgs) -> Result<ExitCode, String> {
         );
     }
     let lambda = aws_sdk_lambda::Client::new(&sdk);
-    let existing: Vec<String> = mappings(&lambda, Some(&args.function))
-        .await?
-        .into_iter()
-        .filter(|m| m.reads(&stream_arn))
-        .map(|m| m.uuid)
-        .collect();
+    let existing = reading(&lambda, &args.function, &stream_arn).await?;
     if !existing.is_empty() {
         eprintln!("das fleet attach: {} already reads {stream_arn}", args.function);
         report(
@@ -426,12 +428,7 @@ async fn detach(args: &DetachArgs) -> Result<ExitCode, String> {
     let sdk = sdk_config(args.region.as_ref()).await;
     let (db, stream_arn) = find(&sdk, &args.resource_id).await?;
     let lambda = aws_sdk_lambda::Client::new(&sdk);
-    let ours: Vec<String> = mappings(&lambda, Some(&args.function))
-        .await?
-        .into_iter()
-        .filter(|m| m.reads(&stream_arn))
-        .map(|m| m.uuid)
-        .collect();
+    let ours = reading(&lambda, &args.function, &stream_arn).await?;
     for uuid in &ours {
         lambda
             .delete_event_source_mapping()

@@ -125,30 +125,7 @@ fn read_frames<'a>(r: &mut Reader<'a>, frame_length: u32) -> Result<Vec<Frame<'a
     loop {
         let offset = r.offset();
         if r.peek_u32("frame sequence number")? == FINAL_FRAME_MARKER {
-            r.u32("final frame marker")?;
-            let sequence = read_sequence(r, expected)?;
-            let iv = read_iv(r, sequence)?;
-            let len_offset = r.offset();
-            let len = r.u32("final frame content length")?;
-            if len > frame_length {
-                return Err(EsdkError::InvalidField {
-                    part: "body",
-                    field: "final frame content length",
-                    value: u64::from(len),
-                    rule: "must not exceed the frame length",
-                    offset: len_offset,
-                });
-            }
-            let len = usize::try_from(len).unwrap_or(usize::MAX);
-            let ciphertext = r.bytes(len, "final frame content")?;
-            let tag = r.array::<TAG_LEN>("final frame tag")?;
-            frames.push(Frame {
-                kind: FrameKind::Final,
-                sequence,
-                iv,
-                ciphertext,
-                tag,
-            });
+            frames.push(read_final_frame(r, expected, frame_length)?);
             return Ok(frames);
         }
         if expected == FINAL_FRAME_MARKER {
@@ -160,19 +137,53 @@ fn read_frames<'a>(r: &mut Reader<'a>, frame_length: u32) -> Result<Vec<Frame<'a
                 offset,
             });
         }
-        let sequence = read_sequence(r, expected)?;
-        let iv = read_iv(r, sequence)?;
-        let ciphertext = r.bytes(frame_len, "frame content")?;
-        let tag = r.array::<TAG_LEN>("frame tag")?;
-        frames.push(Frame {
-            kind: FrameKind::Regular,
-            sequence,
-            iv,
-            ciphertext,
-            tag,
-        });
+        frames.push(read_regular_frame(r, expected, frame_len)?);
         expected += 1;
     }
+}
+
+/// A frame before the last: sequence number, IV, `frame_len` bytes of content, tag.
+fn read_regular_frame<'a>(r: &mut Reader<'a>, expected: u32, frame_len: usize) -> Result<Frame<'a>, EsdkError> {
+    let sequence = read_sequence(r, expected)?;
+    let iv = read_iv(r, sequence)?;
+    let ciphertext = r.bytes(frame_len, "frame content")?;
+    let tag = r.array::<TAG_LEN>("frame tag")?;
+    Ok(Frame {
+        kind: FrameKind::Regular,
+        sequence,
+        iv,
+        ciphertext,
+        tag,
+    })
+}
+
+/// The final frame: its marker, sequence number, IV, a content length of at most the frame
+/// length, the content and the tag.
+fn read_final_frame<'a>(r: &mut Reader<'a>, expected: u32, frame_length: u32) -> Result<Frame<'a>, EsdkError> {
+    r.u32("final frame marker")?;
+    let sequence = read_sequence(r, expected)?;
+    let iv = read_iv(r, sequence)?;
+    let len_offset = r.offset();
+    let len = r.u32("final frame content length")?;
+    if len > frame_length {
+        return Err(EsdkError::InvalidField {
+            part: "body",
+            field: "final frame content length",
+            value: u64::from(len),
+            rule: "must not exceed the frame length",
+            offset: len_offset,
+        });
+    }
+    let len = usize::try_from(len).unwrap_or(usize::MAX);
+    let ciphertext = r.bytes(len, "final frame content")?;
+    let tag = r.array::<TAG_LEN>("final frame tag")?;
+    Ok(Frame {
+        kind: FrameKind::Final,
+        sequence,
+        iv,
+        ciphertext,
+        tag,
+    })
 }
 
 fn read_sequence(r: &mut Reader<'_>, expected: u32) -> Result<u32, EsdkError> {

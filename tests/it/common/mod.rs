@@ -1,5 +1,5 @@
 //! Helpers shared by the integration tests.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -62,6 +62,25 @@ pub(crate) fn pseudo_random_bytes(len: usize, seed: u64) -> Vec<u8> {
             state ^= state >> 7;
             state ^= state << 17;
             (state >> 24) as u8
+        })
+        .collect()
+}
+
+/// The archive lines one record payload must yield: every non-heartbeat event with its record's
+/// `clusterId` and `instanceId` (provenance fields aside, see [`without_provenance`]).
+pub(crate) fn expected_event_lines(payload: &[u8]) -> Vec<serde_json::Value> {
+    let payload: serde_json::Value = serde_json::from_slice(payload).unwrap();
+    let (cluster, instance) = (payload["clusterId"].clone(), payload["instanceId"].clone());
+    payload["databaseActivityEventList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] != "heartbeat")
+        .map(|e| {
+            let mut e = e.clone();
+            e["clusterId"] = cluster.clone();
+            e["instanceId"] = instance.clone();
+            e
         })
         .collect()
 }

@@ -433,3 +433,48 @@ pub(crate) async fn read_objects_paged(
     }
     objects
 }
+
+/// The Lambda's settings for a moto test: archive to `bucket` with path-style S3 and no give-up
+/// age (the test records are days old: with the default give-up age a retry would be a give-up),
+/// then `vars` on top.
+pub(crate) fn archive_settings(bucket: &str, vars: &[(&str, &str)]) -> das_archiver::config::Settings {
+    let mut all: BTreeMap<&str, &str> = [
+        ("DAS_ARCHIVE_BUCKET", bucket),
+        ("DAS_S3_FORCE_PATH_STYLE", "true"),
+        ("DAS_GIVE_UP_AFTER_SECONDS", "0"),
+    ]
+    .into();
+    all.extend(vars.iter().copied());
+    das_archiver::config::Settings::from_lookup(|name| all.get(name).map(|v| (*v).to_owned())).unwrap()
+}
+
+/// Every line of every gzip archive object under `prefix`, in key order, parsed, without its
+/// provenance fields (see [`super::without_provenance`]).
+pub(crate) async fn archived_lines(cfg: &SdkConfig, bucket: &str, prefix: &str) -> Vec<serde_json::Value> {
+    let mut lines = Vec::new();
+    for (key, body) in read_objects(cfg, bucket, prefix).await {
+        assert!(key.ends_with(".ndjson.gz"), "{key}");
+        let text = das_archiver::gunzip::gunzip(&body, 1 << 30).unwrap();
+        lines.extend(
+            String::from_utf8(text)
+                .unwrap()
+                .lines()
+                .map(|l| super::without_provenance(serde_json::from_str(l).unwrap())),
+        );
+    }
+    lines
+}
+
+/// The Lambda handler's answer to a Kinesis batch event, as JSON.
+#[cfg(feature = "lambda")]
+pub(crate) async fn invoke(
+    archiver: &das_archiver::batch::Archiver<das_archiver::keys::KmsKeySource, das_archiver::archive::S3Sink>,
+    event: serde_json::Value,
+) -> serde_json::Value {
+    let event: das_archiver::lambda::KinesisBatchEvent = serde_json::from_value(event).unwrap();
+    let context = lambda_runtime::Context::default();
+    let response = das_archiver::lambda::handle(archiver, lambda_runtime::LambdaEvent::new(event, context))
+        .await
+        .unwrap();
+    serde_json::to_value(response).unwrap()
+}
