@@ -173,6 +173,8 @@ impl Documents {
             .bucket(&self.bucket)
             .key(key)
             .content_type("application/json")
+            // Verified end to end like every object the archiver writes.
+            .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Sha256)
             .body(body.into())
             .send()
             .await
@@ -334,9 +336,9 @@ async fn redrive_failed_batch(
         return Ok(());
     }
     if !dry_run {
+        // The records the pipeline quarantined now: written as the Lambda writes them.
         for object in held {
-            let key = object.key.clone();
-            documents.put_json(&key, object.body).await?;
+            archiver.sink().inner.put(object).await.map_err(|e| e.to_string())?;
         }
         documents.delete(key).await?;
     }
