@@ -89,6 +89,9 @@ pub struct Object {
     pub content_encoding: Option<&'static str>,
     /// User metadata (`x-amz-meta-…`): for archive objects, what they hold (see [`ArchiveSummary`]).
     pub metadata: Vec<(&'static str, String)>,
+    /// Another bucket than the sink's (the Security Lake bucket for OCSF objects); `None`: the sink's.
+    /// Sinks without buckets (a directory, memory) ignore it.
+    pub bucket: Option<String>,
 }
 
 /// What one archive object holds, written as its user metadata so the archive's completeness can be
@@ -179,6 +182,7 @@ impl Layout {
             content_type: "application/json",
             content_encoding: None,
             metadata: Vec::new(),
+            bucket: None,
         }
     }
 
@@ -191,6 +195,7 @@ impl Layout {
                 content_type: "application/x-ndjson",
                 content_encoding: Some("gzip"),
                 metadata: Vec::new(),
+                bucket: None,
             },
             // Compressing a buffer in memory fails only if zstd cannot allocate; then the object is
             // stored plain, under the plain extension, rather than lost.
@@ -202,6 +207,7 @@ impl Layout {
                     // Browsers and HTTP clients do not all decode zstd; the extension says it.
                     content_encoding: None,
                     metadata: Vec::new(),
+                    bucket: None,
                 },
                 Err(_) => Self {
                     compression: Compression::None,
@@ -215,6 +221,7 @@ impl Layout {
                 content_type: "application/x-ndjson",
                 content_encoding: None,
                 metadata: Vec::new(),
+                bucket: None,
             },
         }
     }
@@ -396,9 +403,10 @@ impl S3Sink {
 impl Sink for S3Sink {
     async fn put(&self, object: Object) -> Result<(), SinkError> {
         let key = object.key;
+        let bucket = object.bucket.as_deref().unwrap_or(&self.bucket);
         self.client
             .put_object()
-            .bucket(&self.bucket)
+            .bucket(bucket)
             .key(&key)
             .content_type(object.content_type)
             .set_content_encoding(object.content_encoding.map(str::to_owned))
@@ -414,7 +422,7 @@ impl Sink for S3Sink {
             .map_err(|err| {
                 use aws_sdk_s3::error::ProvideErrorMetadata;
                 let detail = aws_sdk_s3::error::DisplayErrorContext(&err).to_string();
-                let key = format!("s3://{}/{key}", self.bucket);
+                let key = format!("s3://{bucket}/{key}");
                 // Unmodelled for PutObject: the code string is all the SDK gives.
                 let code = err.as_service_error().and_then(ProvideErrorMetadata::code);
                 match code.and_then(|c| s3_configuration_fix(c).map(|fix| (c, fix))) {
@@ -631,6 +639,7 @@ mod tests {
             content_type: "t",
             content_encoding: None,
             metadata: Vec::new(),
+            bucket: None,
         };
         sink.put(object("a/b/c.json")).await.unwrap();
         assert_eq!(std::fs::read(dir.path().join("a/b/c.json")).unwrap(), b"x");
