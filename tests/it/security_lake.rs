@@ -181,3 +181,51 @@ async fn both_outputs_write_the_archive_and_security_lake_parquet_that_reads_bac
             .collect::<Vec<_>>()
     );
 }
+
+#[cfg(feature = "cli")]
+#[test]
+fn replay_with_output_ocsf_parquet_writes_only_the_security_lake_layout_below_the_out_dir() {
+    const TEST_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+    let dir = tempfile::tempdir().unwrap();
+    let event = format!("{}/events/aurora-postgresql.json", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(env!("CARGO_BIN_EXE_das"))
+        .args(["replay", &event, "--output", "ocsf-parquet", "--out-dir"])
+        .arg(dir.path())
+        .args(["--wrapping-key", TEST_KEY])
+        .env_remove("DAS_WRAPPING_KEY")
+        .env_remove("DAS_SECURITY_LAKE_SOURCE")
+        .env_remove("DAS_SECURITY_LAKE_PREFIX")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let back = read_back(dir.path());
+    let objects = back.as_object().unwrap();
+    assert!(!objects.is_empty());
+    for (path, object) in objects {
+        assert!(path.starts_with("ext/das-activity/region="), "{path}");
+        assert!(path.contains("/accountId=") && path.contains("/eventDay="), "{path}");
+        assert!(!object["rows"].as_array().unwrap().is_empty());
+        assert_eq!(object["class_uids"], serde_json::json!([6005]));
+    }
+    let ndjson = walkdir(dir.path())
+        .into_iter()
+        .filter(|p| p.contains(".ndjson"))
+        .count();
+    assert_eq!(ndjson, 0, "--output ocsf-parquet writes no NDJSON archive");
+}
+
+fn walkdir(root: &Path) -> Vec<String> {
+    let mut files = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.push(path.display().to_string());
+            }
+        }
+    }
+    files
+}
