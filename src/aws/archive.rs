@@ -353,6 +353,11 @@ impl Sink for Box<dyn Sink> {
 pub struct S3Sink {
     client: aws_sdk_s3::Client,
     bucket: String,
+    /// Buckets written with other credentials (the Security Lake bucket through the role its custom
+    /// source grants), each with its own client.
+    other_buckets: Vec<(String, aws_sdk_s3::Client)>,
+    force_path_style: bool,
+    timeouts: aws_config::timeout::TimeoutConfig,
 }
 
 /// How long one S3 `PutObject` attempt may take: an archive object is at most a few MB (a Lambda batch
@@ -388,15 +393,64 @@ impl S3Sink {
             .operation_attempt_timeout(attempt)
             .operation_timeout(operation)
             .build();
-        let s3 = aws_sdk_s3::config::Builder::from(config)
-            .force_path_style(force_path_style)
-            .timeout_config(timeouts)
-            .build();
         Self {
-            client: aws_sdk_s3::Client::from_conf(s3),
+            client: client(config, force_path_style, &timeouts),
             bucket: bucket.to_owned(),
+            other_buckets: Vec::new(),
+            force_path_style,
+            timeouts,
         }
     }
+
+    /// The same sink, writing objects addressed to `bucket` with `config`'s credentials.
+    #[must_use]
+    pub fn with_bucket_config(mut self, bucket: &str, config: &aws_config::SdkConfig) -> Self {
+        let other = client(config, self.force_path_style, &self.timeouts);
+        self.other_buckets.push((bucket.to_owned(), other));
+        self
+    }
+
+    /// A sink for the settings' outputs: when the Security Lake custom source names a role
+    /// (`DAS_SECURITY_LAKE_ROLE_ARN`), its bucket is written through that role, assumed with the
+    /// source's external id. Security Lake creates that role for the custom source and trusts the
+    /// provider's principal with it
+    /// (<https://docs.aws.amazon.com/security-lake/latest/userguide/custom-sources.html>,
+    /// <https://docs.aws.amazon.com/security-lake/latest/APIReference/API_CustomLogSourceProvider.html>).
+    pub async fn for_outputs(
+        config: &aws_config::SdkConfig,
+        bucket: &str,
+        force_path_style: bool,
+        lake: Option<&crate::aws::batch::SecurityLake>,
+    ) -> Self {
+        let sink = Self::new(config, bucket, force_path_style);
+        let Some((lake, role)) = lake.and_then(|l| l.role_arn.as_deref().map(|r| (l, r))) else {
+            return sink;
+        };
+        let mut assume = aws_config::sts::AssumeRoleProvider::builder(role)
+            .session_name("das-archiver")
+            .configure(config);
+        if let Some(external_id) = &lake.external_id {
+            assume = assume.external_id(external_id);
+        }
+        let provider = assume.build().await;
+        let assumed = config
+            .to_builder()
+            .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(provider))
+            .build();
+        sink.with_bucket_config(&lake.bucket, &assumed)
+    }
+}
+
+fn client(
+    config: &aws_config::SdkConfig,
+    force_path_style: bool,
+    timeouts: &aws_config::timeout::TimeoutConfig,
+) -> aws_sdk_s3::Client {
+    let s3 = aws_sdk_s3::config::Builder::from(config)
+        .force_path_style(force_path_style)
+        .timeout_config(timeouts.clone())
+        .build();
+    aws_sdk_s3::Client::from_conf(s3)
 }
 
 #[async_trait]
@@ -404,7 +458,12 @@ impl Sink for S3Sink {
     async fn put(&self, object: Object) -> Result<(), SinkError> {
         let key = object.key;
         let bucket = object.bucket.as_deref().unwrap_or(&self.bucket);
-        self.client
+        let client = self
+            .other_buckets
+            .iter()
+            .find(|(name, _)| name == bucket)
+            .map_or(&self.client, |(_, client)| client);
+        client
             .put_object()
             .bucket(bucket)
             .key(&key)

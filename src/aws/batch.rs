@@ -152,6 +152,11 @@ pub struct SecurityLake {
     pub prefix: String,
     /// `DAS_SECURITY_LAKE_SOURCE`: the custom source's name.
     pub source: String,
+    /// `DAS_SECURITY_LAKE_ROLE_ARN`: the role Security Lake made for the custom source, assumed to
+    /// write its objects; `None`: the function's own role writes them.
+    pub role_arn: Option<String>,
+    /// `DAS_SECURITY_LAKE_EXTERNAL_ID`: the external id the custom source's role requires.
+    pub external_id: Option<String>,
 }
 
 /// Each distinct key blob's keyring, or why there is none; shared by every record naming the blob.
@@ -1453,6 +1458,8 @@ mod tests {
                 bucket: "lake".into(),
                 prefix: String::new(),
                 source: "das".into(),
+                role_arn: None,
+                external_id: None,
             }),
         };
         Archiver::new(

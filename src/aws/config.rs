@@ -136,7 +136,7 @@ pub const DEFAULT_GIVE_UP_SECONDS: u64 = 43_200;
 
 /// Every variable the function and the `das` command read (the filter lists come from their table).
 fn known_variables() -> Vec<String> {
-    const OWN: [&str; 21] = [
+    const OWN: [&str; 23] = [
         "DAS_ARCHIVE_BUCKET",
         "DAS_ARCHIVE_PREFIX",
         "DAS_COMPRESSION",
@@ -158,6 +158,8 @@ fn known_variables() -> Vec<String> {
         "DAS_SECURITY_LAKE_BUCKET",
         "DAS_SECURITY_LAKE_PREFIX",
         "DAS_SECURITY_LAKE_SOURCE",
+        "DAS_SECURITY_LAKE_ROLE_ARN",
+        "DAS_SECURITY_LAKE_EXTERNAL_ID",
     ];
     OWN.iter()
         .map(|v| (*v).to_owned())
@@ -283,7 +285,13 @@ fn security_lake<F: Fn(&str) -> Option<String>>(env: &Reader<'_, F>) -> Result<S
     if prefix.starts_with('/') || prefix.contains("//") {
         return Err(env.invalid("DAS_SECURITY_LAKE_PREFIX", "must not start with '/' or contain '//'"));
     }
-    Ok(SecurityLake { bucket, prefix, source })
+    Ok(SecurityLake {
+        bucket,
+        prefix,
+        source,
+        role_arn: env.get("DAS_SECURITY_LAKE_ROLE_ARN"),
+        external_id: env.get("DAS_SECURITY_LAKE_EXTERNAL_ID"),
+    })
 }
 
 /// `DAS_SKIP_HEARTBEATS` and the filter lists, compiled once so a bad pattern is reported with its
@@ -460,8 +468,28 @@ mod tests {
             Some(SecurityLake {
                 bucket: "aws-security-data-lake-us-east-1-x".into(),
                 prefix: String::new(),
-                source: "das".into()
+                source: "das".into(),
+                role_arn: None,
+                external_id: None,
             })
+        );
+        let with_role = settings(&[
+            ("DAS_ARCHIVE_BUCKET", "b"),
+            ("DAS_OUTPUT", "ocsf-parquet"),
+            ("DAS_SECURITY_LAKE_BUCKET", "lake"),
+            ("DAS_SECURITY_LAKE_SOURCE", "das"),
+            (
+                "DAS_SECURITY_LAKE_ROLE_ARN",
+                "arn:aws:iam::123456789012:role/SecurityLakeDas",
+            ),
+            ("DAS_SECURITY_LAKE_EXTERNAL_ID", "ext-1"),
+        ])
+        .unwrap();
+        assert!(!with_role.outputs.ndjson, "ocsf-parquet alone writes no NDJSON");
+        let lake = with_role.outputs.security_lake.unwrap();
+        assert_eq!(
+            (lake.role_arn.as_deref(), lake.external_id.as_deref()),
+            (Some("arn:aws:iam::123456789012:role/SecurityLakeDas"), Some("ext-1"))
         );
         let err = settings(&[("DAS_ARCHIVE_BUCKET", "b"), ("DAS_OUTPUT", "parquet")]).unwrap_err();
         assert_eq!(err.variable, "DAS_OUTPUT");

@@ -78,7 +78,15 @@ pub(super) async fn replay(args: &ReplayArgs) -> Result<ExitCode, String> {
     };
     let sink: Box<dyn Sink> = match &args.out_dir {
         Some(dir) => Box::new(DirSink::new(dir)),
-        None => Box::new(S3Sink::new(&sdk, &settings.bucket, settings.s3_force_path_style)),
+        None => Box::new(
+            S3Sink::for_outputs(
+                &sdk,
+                &settings.bucket,
+                settings.s3_force_path_style,
+                settings.outputs.security_lake.as_ref(),
+            )
+            .await,
+        ),
     };
     let filter = Filter::new(&settings.filter).map_err(|e| e.to_string())?;
     let archiver = Archiver::new(
