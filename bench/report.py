@@ -2,8 +2,9 @@
 """Collects one `make bench` run into bench/results.json and bench/results.md, and prints a short table.
 
 Inputs, all from the same run (see bench/run.sh):
-  target/criterion/<group>/<shape>/new/estimates.json   criterion medians (record, record-gzip, stage-*)
+  target/criterion/<group>/<shape>/new/estimates.json   criterion medians (record, record-gzip, stage-*, compress-*)
   target/bench-shapes/manifest.json                      the record shapes (sizes, events, suite)
+  target/bench-shapes/compression.json                   archive object sizes per codec (gzip-6, zstd-1, zstd-3)
   $OUT/python.json        bench/reference.py shapes      Python reference path, µs per record
   $OUT/batch-memory.json, $OUT/batch-s3.json             examples/batch_throughput --json
   $OUT/kms.json           KMS calls for 10,000 records: ours (replay) and the per-record path
@@ -118,6 +119,43 @@ def shape_results(manifest, python):
             "speedup_bound": speedup_bound(py, stages),
         }
     return shapes
+
+
+COMPRESSION_CODECS = ["gzip-6", "zstd-1", "zstd-3"]
+
+
+def compression_results(sizes):
+    """Per 20- and 500-event shape and codec: µs per record (criterion `compress-<codec>`, divided by the
+    group) and object bytes per record (`target/bench-shapes/compression.json`, written by the bench)."""
+    if not sizes:
+        return {}
+    group = sizes.get("group_records", 1)
+    out = {}
+    for sid, measured in sizes.get("shapes", {}).items():
+        row = {"ndjson_bytes": per_record(measured.get("ndjson_bytes"), group)}
+        for codec in COMPRESSION_CODECS:
+            size = measured.get(codec)
+            row[codec] = {
+                "us": per_record(criterion_us(f"compress-{codec}", sid), group),
+                "bytes": per_record(size, group),
+                "ratio": measured["ndjson_bytes"] / size if size and measured.get("ndjson_bytes") else None,
+            }
+        out[sid] = row
+    return out
+
+
+def compression_table(compression):
+    """Markdown table: gzip-6 against zstd 1 and 3, per record, side by side."""
+    if not compression:
+        return "(not measured: run `cargo bench --bench core`)"
+    head = " | ".join(f"{c} µs | {c} bytes | {c} ratio" for c in COMPRESSION_CODECS)
+    rows = [f"| shape | NDJSON bytes | {head} |",
+            "|---|---:|" + "---:|---:|---:|" * len(COMPRESSION_CODECS)]
+    for sid, row in compression.items():
+        cells = " | ".join(f"{fmt(row[c]['us'], 2)} | {fmt(row[c]['bytes'], 0)} | {fmt(row[c]['ratio'], 1, '×')}"
+                           for c in COMPRESSION_CODECS)
+        rows.append(f"| {sid} | {fmt(row['ndjson_bytes'], 0)} | {cells} |")
+    return "\n".join(rows)
 
 
 def fmt(value, digits=1, suffix=""):
@@ -275,6 +313,15 @@ as DAS reuses it): das-archiver (`das replay`, the Lambda's handler with its key
 **{fmt(kms.get('das_archiver'))}**; the per-record path of the AWS sample and the Firehose-transform
 modules (`bench/reference.py kms`): **{fmt(kms.get('per_record_path'))}**
 ({fmt(kms.get('per_record_ms'), 3)} ms per record against local moto, KMS round trip included).
+
+## 6. Archive compression: gzip-6 against zstd 1 and 3 (per record)
+
+`compress-<codec>`: the NDJSON lines of 32 different records of a shape compressed as one archive object, as
+the Lambda does, with gzip level 6 (libdeflate; `DAS_COMPRESSION=gzip`, the default), zstd level 1, and zstd
+level 3 (`DAS_COMPRESSION=zstd`); time and object size divided by the 32 records. "ratio" = NDJSON bytes ÷
+object bytes.
+
+{compression_table(results.get('compression'))}
 """
 
 
@@ -294,6 +341,7 @@ def main(argv):
         "machine": machine(),
         "python_esdk_version": (load(os.path.join(out, "python.json")) or {}).get("esdk_version"),
         "shapes": shape_results(manifest, load(os.path.join(out, "python.json"))),
+        "compression": compression_results(load(os.path.join(ROOT, "target", "bench-shapes", "compression.json"))),
         "batch": {
             "memory": load(os.path.join(out, "batch-memory.json")),
             "s3": load(os.path.join(out, "batch-s3.json")),

@@ -9,6 +9,10 @@
 //!   verify, inflate, JSON parse, gzip of the output as archive objects), so the pipeline can be read against the
 //!   ceiling its stages imply.
 //!
+//! - `compress-<codec>/<shape>`: the lines of 32 records of the 20- and 500-event shapes compressed as
+//!   one archive object with gzip level 6 (libdeflate, `DAS_COMPRESSION=gzip`), zstd level 1 and zstd
+//!   level 3 (`DAS_COMPRESSION=zstd`); the objects' sizes go to `target/bench-shapes/compression.json`.
+//!
 //! The records are also written to `target/bench-shapes/` with their wrapping key, so that the
 //! Python reference path (`bench/reference.py`) times exactly the same bytes in the same run.
 //! Run with `make bench`; criterion writes its estimates to `target/criterion/`.
@@ -334,12 +338,72 @@ impl hkdf::KeyType for OkmLen {
     }
 }
 
+/// The archive codecs compared in `make bench`: name, and the object body for some lines.
+type Codec = (&'static str, fn(&[u8]) -> Vec<u8>);
+
+const CODECS: [Codec; 3] = [
+    ("gzip-6", |lines| {
+        layout(Compression::Gzip).archive_object(String::new(), lines).body
+    }),
+    ("zstd-1", |lines| zstd::bulk::compress(lines, 1).unwrap()),
+    ("zstd-3", |lines| {
+        layout(Compression::Zstd).archive_object(String::new(), lines).body
+    }),
+];
+
+fn layout(compression: Compression) -> Layout {
+    Layout {
+        prefix: String::new(),
+        compression,
+    }
+}
+
+/// gzip-6 against zstd 1 and 3 on the output of GZIP_GROUP records of the 20- and 500-event shapes:
+/// time per object (bench/report.py divides by the group) and object size, written beside the shapes.
+fn compression(c: &mut Criterion) {
+    let filter = lambda_filter();
+    let keyring = RawAesKeyring::das(&KEY).unwrap();
+    let mut sizes = serde_json::Map::new();
+    let objects: Vec<(String, Vec<u8>)> = shapes()
+        .into_iter()
+        .filter(|s| s.events == 20 || s.events == 500)
+        .map(|s| {
+            let mut lines = s.lines.clone();
+            for data in &s.others {
+                let envelope = Envelope::parse(data).unwrap();
+                let rendered =
+                    render_record(&envelope, &keyring, &filter, &DecodeOptions::default(), &origin()).unwrap();
+                lines.extend_from_slice(&rendered.lines);
+            }
+            (s.id, lines)
+        })
+        .collect();
+    for (name, compress) in CODECS {
+        let mut group = c.benchmark_group(format!("compress-{name}"));
+        for (id, lines) in &objects {
+            let entry = sizes
+                .entry(id.clone())
+                .or_insert_with(|| serde_json::json!({"ndjson_bytes": lines.len()}));
+            entry[name] = compress(lines).len().into();
+            group.throughput(Throughput::Bytes(lines.len() as u64));
+            group.bench_function(BenchmarkId::from_parameter(id), |b| {
+                b.iter(|| compress(black_box(lines)).len())
+            });
+        }
+        group.finish();
+    }
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-shapes");
+    std::fs::create_dir_all(&dir).unwrap();
+    let doc = serde_json::json!({"group_records": GZIP_GROUP, "shapes": sizes});
+    std::fs::write(dir.join("compression.json"), serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .sample_size(20)
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_millis(1200));
-    targets = pipeline, stages
+    targets = pipeline, stages, compression
 }
 criterion_main!(benches);

@@ -61,6 +61,7 @@ async fn run<S: Sink>(sink: S, batch: Batch, label: &str, json: bool) {
             compression: Compression::Gzip,
         },
         decode: DecodeOptions::default(),
+        outputs: Default::default(),
     };
     let filter = Filter::new(&FilterSpec {
         skip_heartbeats: true,

@@ -101,7 +101,9 @@ class NoManagedPolicies:
 def sam_transform(template, params):
     template = copy.deepcopy(template)
     # The transform wants an S3 location for a local CodeUri; `sam build` rewrites it the same way.
-    template["Resources"]["ArchiverFunction"]["Properties"]["CodeUri"] = "s3://bucket/archiver.zip"
+    for name, r in template["Resources"].items():
+        if r.get("Type") == "AWS::Serverless::Function":
+            r["Properties"]["CodeUri"] = f"s3://bucket/{name}.zip"
     flat_params = {k: ",".join(v) if isinstance(v, list) else v for k, v in params.items()}
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")  # the transform's AWS::Region; nothing is called
     return transform(template, flat_params, NoManagedPolicies())
@@ -518,12 +520,73 @@ def check_source_account(_template, source_path):
     return f"{source_path}: stream policies and key policy scoped to the central role and the listed ids"
 
 
+LAKE = {"SecurityLakeBucket": "aws-security-data-lake-us-east-1-abc", "SecurityLakeSourceName": "das-activity"}
+LAKE_ROLE = "arn:aws:iam::123456789012:role/AmazonSecurityLake-Provider-das-activity-us-east-1"
+
+
+def check_security_lake(template_path, _source):
+    plain = deployed(template_path, THREE)
+    check(not [n for n in plain if n.startswith("SecurityLake")],
+          f"without SecurityLakeBucket: no Security Lake resource: {[n for n in plain if n.startswith('SecurityLake')]}")
+    check(not rules_pass(load(template_path).get("Rules", {}), load(template_path),
+                         {**THREE, "SecurityLakeBucket": LAKE["SecurityLakeBucket"]}),
+          "SecurityLakeBucket without SecurityLakeSourceName is refused")
+
+    stack = deployed(template_path, {**CROSS_ACCOUNT, **LAKE, "UseEnhancedFanOut": "true"})
+    where = "with Security Lake"
+    roles = of_type(stack, "AWS::IAM::Role")
+    check(sorted(roles) == ["ArchiverRole", "SecurityLakeRole"], f"{where}: the lake function has its own role: {list(roles)}")
+    lake_fn = stack.get("SecurityLakeFunction", {}).get("Properties", {})
+    check(lake_fn.get("Role") == "<GetAtt:SecurityLakeRole.Arn>", f"{where}: the lake function runs as SecurityLakeRole")
+    env = lake_fn.get("Environment", {}).get("Variables", {})
+    check(env.get("DAS_OUTPUT") == "ocsf-parquet" and env.get("DAS_SECURITY_LAKE_SOURCE") == "das-activity"
+          and env.get("DAS_SECURITY_LAKE_BUCKET") == LAKE["SecurityLakeBucket"],
+          f"{where}: the lake function writes OCSF Parquet to the custom source: {env}")
+    archiver_env = stack["ArchiverFunction"]["Properties"]["Environment"]["Variables"]
+    check("DAS_OUTPUT" not in archiver_env, f"{where}: the archive function stays NDJSON")
+    lake_mappings = {n: m["Properties"] for n, m in of_type(stack, "AWS::Lambda::EventSourceMapping").items()
+                     if m["Properties"]["FunctionName"] == "<Ref:SecurityLakeFunction>"}
+    check(sorted(p["EventSourceArn"] for p in lake_mappings.values()) == [STREAM + "cluster-AAAAAAAAAA"],
+          f"{where}: one lake mapping per stream of this account, reading the stream itself: {lake_mappings}")
+    for name, p in lake_mappings.items():
+        check(int(p["MaximumBatchingWindowInSeconds"]) == 300 and int(p["BatchSize"]) == 10000,
+              f"{where}: {name} waits 300 s for up to 10,000 records: {p}")
+        check(p["FunctionResponseTypes"] == ["ReportBatchItemFailures"], f"{where}: {name} reports batch item failures")
+
+    def allows_of(role):
+        return [(role, s) for s in statements(roles[role]["Properties"]["Policies"][0]["PolicyDocument"])
+                if s.get("Effect") == "Allow"]
+    lake_allows = allows_of("SecurityLakeRole")
+    check_no_wildcards(where, lake_allows)
+    puts = sorted(r for _, s in lake_allows if listed(s["Action"]) == ["s3:PutObject"] for r in listed(s["Resource"]))
+    check(puts == sorted([f"arn:aws:s3:::{LAKE['SecurityLakeBucket']}/ext/das-activity/*",
+                          f"arn:aws:s3:::{BUCKET}/activity/quarantine/*", f"arn:aws:s3:::{BUCKET}/aws/lambda/*"]),
+          f"{where}: the lake role puts only under ext/<source>/, the quarantine and the on-failure prefix: {puts}")
+    actions = {a for _, s in lake_allows for a in listed(s["Action"])}
+    check(actions == READ_ACTIONS | {"kms:Decrypt", "s3:PutObject", "s3:ListBucket", "logs:CreateLogStream",
+                                     "logs:PutLogEvents"}, f"{where}: the lake role's actions: {sorted(actions)}")
+    check_kms(where, lake_allows, {**CROSS_ACCOUNT})
+    check(not any(LAKE["SecurityLakeBucket"] in flat(s) for _, s in allows_of("ArchiverRole")),
+          f"{where}: the archive role cannot write to the lake")
+
+    through_role = deployed(template_path, {**THREE, **LAKE, "SecurityLakeRoleArn": LAKE_ROLE})
+    role_allows_ = [s for s in statements(through_role["SecurityLakeRole"]["Properties"]["Policies"][0]["PolicyDocument"])]
+    assumes = [s["Resource"] for s in role_allows_ if "sts:AssumeRole" in listed(s["Action"])]
+    check(assumes == [LAKE_ROLE], f"with SecurityLakeRoleArn: the function may assume exactly that role: {assumes}")
+    check(not any(LAKE["SecurityLakeBucket"] in flat(s) for s in role_allows_),
+          "with SecurityLakeRoleArn: no direct write to the lake (the custom source's role writes)")
+    lake_env = through_role["SecurityLakeFunction"]["Properties"]["Environment"]["Variables"]
+    check(lake_env.get("DAS_SECURITY_LAKE_ROLE_ARN") == LAKE_ROLE, "with SecurityLakeRoleArn: the function is told the role")
+    return f"{template_path}: Security Lake resources only when asked, with their own role and least privilege"
+
+
 GROUPS = {
     "least-privilege": check_least_privilege,
     "streams": check_streams,
     "defaults-and-rules": check_defaults_and_rules,
     "alarms": check_alarms,
     "source-account": check_source_account,
+    "security-lake": check_security_lake,
 }
 
 

@@ -89,6 +89,9 @@ pub struct Object {
     pub content_encoding: Option<&'static str>,
     /// User metadata (`x-amz-meta-…`): for archive objects, what they hold (see [`ArchiveSummary`]).
     pub metadata: Vec<(&'static str, String)>,
+    /// Another bucket than the sink's (the Security Lake bucket for OCSF objects); `None`: the sink's.
+    /// Sinks without buckets (a directory, memory) ignore it.
+    pub bucket: Option<String>,
 }
 
 /// What one archive object holds, written as its user metadata so the archive's completeness can be
@@ -179,6 +182,7 @@ impl Layout {
             content_type: "application/json",
             content_encoding: None,
             metadata: Vec::new(),
+            bucket: None,
         }
     }
 
@@ -191,6 +195,7 @@ impl Layout {
                 content_type: "application/x-ndjson",
                 content_encoding: Some("gzip"),
                 metadata: Vec::new(),
+                bucket: None,
             },
             // Compressing a buffer in memory fails only if zstd cannot allocate; then the object is
             // stored plain, under the plain extension, rather than lost.
@@ -202,6 +207,7 @@ impl Layout {
                     // Browsers and HTTP clients do not all decode zstd; the extension says it.
                     content_encoding: None,
                     metadata: Vec::new(),
+                    bucket: None,
                 },
                 Err(_) => Self {
                     compression: Compression::None,
@@ -215,6 +221,7 @@ impl Layout {
                 content_type: "application/x-ndjson",
                 content_encoding: None,
                 metadata: Vec::new(),
+                bucket: None,
             },
         }
     }
@@ -346,6 +353,11 @@ impl Sink for Box<dyn Sink> {
 pub struct S3Sink {
     client: aws_sdk_s3::Client,
     bucket: String,
+    /// Buckets written with other credentials (the Security Lake bucket through the role its custom
+    /// source grants), each with its own client.
+    other_buckets: Vec<(String, aws_sdk_s3::Client)>,
+    force_path_style: bool,
+    timeouts: aws_config::timeout::TimeoutConfig,
 }
 
 /// How long one S3 `PutObject` attempt may take: an archive object is at most a few MB (a Lambda batch
@@ -377,24 +389,80 @@ impl S3Sink {
         attempt: Duration,
         operation: Duration,
     ) -> Self {
-        let s3 = aws_sdk_s3::config::Builder::from(config)
-            .force_path_style(force_path_style)
-            .timeout_config(super::timeouts(attempt, operation))
-            .build();
+        let timeouts = super::timeouts(attempt, operation);
         Self {
-            client: aws_sdk_s3::Client::from_conf(s3),
+            client: client(config, force_path_style, &timeouts),
             bucket: bucket.to_owned(),
+            other_buckets: Vec::new(),
+            force_path_style,
+            timeouts,
         }
     }
+
+    /// The same sink, writing objects addressed to `bucket` with `config`'s credentials.
+    #[must_use]
+    pub fn with_bucket_config(mut self, bucket: &str, config: &aws_config::SdkConfig) -> Self {
+        let other = client(config, self.force_path_style, &self.timeouts);
+        self.other_buckets.push((bucket.to_owned(), other));
+        self
+    }
+
+    /// A sink for the settings' outputs: when the Security Lake custom source names a role
+    /// (`DAS_SECURITY_LAKE_ROLE_ARN`), its bucket is written through that role, assumed with the
+    /// source's external id. Security Lake creates that role for the custom source and trusts the
+    /// provider's principal with it
+    /// (<https://docs.aws.amazon.com/security-lake/latest/userguide/custom-sources.html>,
+    /// <https://docs.aws.amazon.com/security-lake/latest/APIReference/API_CustomLogSourceProvider.html>).
+    pub async fn for_outputs(
+        config: &aws_config::SdkConfig,
+        bucket: &str,
+        force_path_style: bool,
+        lake: Option<&crate::aws::batch::SecurityLake>,
+    ) -> Self {
+        let sink = Self::new(config, bucket, force_path_style);
+        let Some((lake, role)) = lake.and_then(|l| l.role_arn.as_deref().map(|r| (l, r))) else {
+            return sink;
+        };
+        let mut assume = aws_config::sts::AssumeRoleProvider::builder(role)
+            .session_name("das-archiver")
+            .configure(config);
+        if let Some(external_id) = &lake.external_id {
+            assume = assume.external_id(external_id);
+        }
+        let provider = assume.build().await;
+        let assumed = config
+            .to_builder()
+            .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(provider))
+            .build();
+        sink.with_bucket_config(&lake.bucket, &assumed)
+    }
+}
+
+fn client(
+    config: &aws_config::SdkConfig,
+    force_path_style: bool,
+    timeouts: &aws_config::timeout::TimeoutConfig,
+) -> aws_sdk_s3::Client {
+    let s3 = aws_sdk_s3::config::Builder::from(config)
+        .force_path_style(force_path_style)
+        .timeout_config(timeouts.clone())
+        .build();
+    aws_sdk_s3::Client::from_conf(s3)
 }
 
 #[async_trait]
 impl Sink for S3Sink {
     async fn put(&self, object: Object) -> Result<(), SinkError> {
         let key = object.key;
-        self.client
+        let bucket = object.bucket.as_deref().unwrap_or(&self.bucket);
+        let client = self
+            .other_buckets
+            .iter()
+            .find(|(name, _)| name == bucket)
+            .map_or(&self.client, |(_, client)| client);
+        client
             .put_object()
-            .bucket(&self.bucket)
+            .bucket(bucket)
             .key(&key)
             .content_type(object.content_type)
             .set_content_encoding(object.content_encoding.map(str::to_owned))
@@ -410,7 +478,7 @@ impl Sink for S3Sink {
             .map_err(|err| {
                 use aws_sdk_s3::error::ProvideErrorMetadata;
                 let detail = aws_sdk_s3::error::DisplayErrorContext(&err).to_string();
-                let key = format!("s3://{}/{key}", self.bucket);
+                let key = format!("s3://{bucket}/{key}");
                 // Unmodelled for PutObject: the code string is all the SDK gives.
                 let code = err.as_service_error().and_then(ProvideErrorMetadata::code);
                 match code.and_then(|c| s3_configuration_fix(c).map(|fix| (c, fix))) {
@@ -627,6 +695,7 @@ mod tests {
             content_type: "t",
             content_encoding: None,
             metadata: Vec::new(),
+            bucket: None,
         };
         sink.put(object("a/b/c.json")).await.unwrap();
         assert_eq!(std::fs::read(dir.path().join("a/b/c.json")).unwrap(), b"x");

@@ -7,7 +7,8 @@
 //! 3. decode all — decrypt, filter and format every record in parallel on the CPU, each inside
 //!    `catch_unwind` ([`decode_records`], shared with `das tail`), giving each record its fate:
 //!    decoded, permanent (quarantine) or transient (retry);
-//! 4. plan writes — one object per arrival date-hour, one quarantine object per bad record, for the
+//! 4. plan writes — one object per arrival date-hour, one quarantine object per bad record, and with
+//!    `DAS_OUTPUT=ocsf-parquet` one OCSF Parquet object per event day for Security Lake, for the
 //!    records before the retry point only;
 //! 5. write objects — all at once;
 //! 6. retry point — the first record that failed transiently, or that a failed write held;
@@ -32,7 +33,7 @@ use crate::pipeline::envelope::{Envelope, ResourceId};
 use crate::pipeline::error::{Classify, FailureKind};
 use crate::pipeline::esdk::RawAesKeyring;
 use crate::pipeline::filter::Filter;
-use crate::pipeline::record::{DecodeOptions, RecordError};
+use crate::pipeline::record::{DecodeOptions, OcsfSource, RecordError};
 use crate::pipeline::utc::UtcDateTime;
 
 // The core's record renderer, under the path benches and callers already name.
@@ -119,6 +120,43 @@ pub struct BatchSettings {
     pub layout: Layout,
     /// Decoding limits.
     pub decode: DecodeOptions,
+    /// What to write: the NDJSON archive, OCSF Parquet for Security Lake, or both.
+    pub outputs: Outputs,
+}
+
+/// What the archiver writes (`DAS_OUTPUT`). Quarantine objects go to the archive bucket either way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outputs {
+    /// The NDJSON archive (`ndjson`).
+    pub ndjson: bool,
+    /// OCSF Parquet objects for an Amazon Security Lake custom source (`ocsf-parquet`).
+    pub security_lake: Option<SecurityLake>,
+}
+
+impl Default for Outputs {
+    fn default() -> Self {
+        Self {
+            ndjson: true,
+            security_lake: None,
+        }
+    }
+}
+
+/// An Amazon Security Lake custom source: objects go to
+/// `s3://{bucket}/{prefix}ext/{source}/region=…/accountId=…/eventDay=…/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecurityLake {
+    /// `DAS_SECURITY_LAKE_BUCKET`.
+    pub bucket: String,
+    /// `DAS_SECURITY_LAKE_PREFIX` (usually empty).
+    pub prefix: String,
+    /// `DAS_SECURITY_LAKE_SOURCE`: the custom source's name.
+    pub source: String,
+    /// `DAS_SECURITY_LAKE_ROLE_ARN`: the role Security Lake made for the custom source, assumed to
+    /// write its objects; `None`: the function's own role writes them.
+    pub role_arn: Option<String>,
+    /// `DAS_SECURITY_LAKE_EXTERNAL_ID`: the external id the custom source's role requires.
+    pub external_id: Option<String>,
 }
 
 /// Each distinct key blob's keyring, or why there is none; shared by every record naming the blob.
@@ -244,6 +282,23 @@ struct Planned {
     counts: Counts,
 }
 
+/// The planned writes, and the first record of an OCSF object that could not be encoded (a bug;
+/// retried from there).
+struct Plan {
+    writes: Vec<Planned>,
+    unencodable: Option<usize>,
+}
+
+/// The OCSF events of the settled records of one event day: one Parquet object.
+#[cfg(feature = "ocsf-parquet")]
+struct DayGroup {
+    first: usize,
+    last: usize,
+    /// Records with at least one event in the object.
+    records: u64,
+    events: Vec<serde_json::Value>,
+}
+
 /// What a written object adds to the batch's metrics: nothing is counted before its write succeeded.
 #[derive(Default, Clone, Copy)]
 struct Counts {
@@ -305,17 +360,21 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
                 .and_then(|a| ResourceId::from_stream(a).ok());
             return retry_everything(&batch, named);
         };
+        let Ok(ocsf) = self.ocsf_source(&batch, &resource) else {
+            return retry_everything(&batch, Some(resource));
+        };
         let envelopes = parse_envelopes(&batch);
         let keyrings = self.fetch_keys(&envelopes, &resource).await;
-        let Some(mut fates) = self.decode_all(&batch, envelopes, &keyrings).await else {
+        let Some(mut fates) = self.decode_all(&batch, envelopes, &keyrings, ocsf.as_ref()).await else {
             return retry_everything(&batch, Some(resource));
         };
         self.give_up_on_stuck_records(&batch, &mut fates);
         // Nothing at or after the first transient failure may be written: Kinesis retries from it.
         let first_transient = fates.iter().position(|f| matches!(f, Fate::Transient(_)));
         let settled = fates.get(..first_transient.unwrap_or(fates.len())).unwrap_or_default();
-        let plan = self.plan_writes(&batch, &resource, settled);
-        let written = self.write_objects(plan).await;
+        let plan = self.plan_writes(&batch, &resource, settled, ocsf.as_deref());
+        let mut written = self.write_objects(plan.writes).await;
+        written.first_failed = earliest(written.first_failed, plan.unencodable);
         let retry = retry_point(&fates, first_transient, written.first_failed);
         let metrics = self.metrics(&batch, settled, &written, retry, before);
         summary(&batch, resource, metrics, retry)
@@ -331,6 +390,29 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
                 tracing::error!(error = %fix, event_source_arn = batch.event_source_arn.as_deref().unwrap_or(""), "configuration error: the batch is retried until this is fixed");
             })
             .ok()
+    }
+
+    /// With Security Lake output, what the batch's OCSF events share; the region and account come
+    /// from the stream ARN (Security Lake partitions by them). A batch without a usable ARN cannot be
+    /// placed: a configuration error, retried.
+    fn ocsf_source(&self, batch: &Batch, resource: &ResourceId) -> Result<Option<Arc<OcsfSource>>, ()> {
+        if self.settings.outputs.security_lake.is_none() {
+            return Ok(None);
+        }
+        let arn = batch.event_source_arn.as_deref().unwrap_or_default();
+        let Some((region, account)) = crate::pipeline::ocsf::region_and_account(arn) else {
+            tracing::error!(
+                event_source_arn = arn,
+                "configuration error: OCSF output needs the stream ARN's region and account; the batch is retried"
+            );
+            return Err(());
+        };
+        Ok(Some(Arc::new(OcsfSource {
+            resource_id: resource.as_str().to_owned(),
+            stream_arn: arn.to_owned(),
+            region: region.to_owned(),
+            account: account.to_owned(),
+        })))
     }
 
     /// Records that would be retried (transient or configuration failures) but arrived longer ago
@@ -373,12 +455,16 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
         batch: &Batch,
         envelopes: Vec<Result<Envelope, DecodeFailure>>,
         keyrings: &Keyrings,
+        ocsf: Option<&Arc<OcsfSource>>,
     ) -> Option<Vec<Fate>> {
         let count = envelopes.len();
-        let origins = batch
-            .records
-            .iter()
-            .map(|r| RecordOrigin::new(&r.shard_id, &r.sequence_number));
+        let origins = batch.records.iter().map(|r| {
+            let origin = RecordOrigin::new(&r.shard_id, &r.sequence_number);
+            match ocsf {
+                Some(source) => origin.with_ocsf(Arc::clone(source), (r.arrival_seconds * 1000.0) as i64),
+                None => origin,
+            }
+        });
         let jobs = envelopes.into_iter().zip(origins).collect();
         match decode_records(jobs, keyrings, &self.filter, &self.settings.decode).await {
             Ok(decoded) if decoded.len() == count => Some(decoded.into_iter().map(Fate::of).collect()),
@@ -392,9 +478,28 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
     }
 
     /// The objects for the settled records (those before the retry point): one quarantine object per
-    /// bad record, then one archive object per arrival date-hour that kept any event.
-    fn plan_writes(&self, batch: &Batch, resource: &ResourceId, settled: &[Fate]) -> Vec<Planned> {
-        let mut plan: Vec<Planned> = settled
+    /// bad record, then (NDJSON output) one archive object per arrival date-hour that kept any event,
+    /// then (OCSF output) one Parquet object per event day. A bad record is quarantined once, whatever
+    /// the outputs.
+    fn plan_writes(&self, batch: &Batch, resource: &ResourceId, settled: &[Fate], ocsf: Option<&OcsfSource>) -> Plan {
+        let mut plan = Plan {
+            writes: self.quarantine_writes(batch, resource, settled),
+            unencodable: None,
+        };
+        if self.settings.outputs.ndjson {
+            for group in group_by_hour(batch, settled).into_values() {
+                plan.writes.extend(self.archive_object(batch, resource, group));
+            }
+        }
+        if let (Some(lake), Some(source)) = (&self.settings.outputs.security_lake, ocsf) {
+            self.plan_ocsf(batch, lake, source, settled, &mut plan);
+        }
+        plan
+    }
+
+    /// One quarantine object per bad or given-up record.
+    fn quarantine_writes(&self, batch: &Batch, resource: &ResourceId, settled: &[Fate]) -> Vec<Planned> {
+        settled
             .iter()
             .zip(&batch.records)
             .enumerate()
@@ -414,13 +519,80 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
                     },
                 })
             })
-            .collect();
-        for group in group_by_hour(batch, settled).into_values() {
-            if let Some(planned) = self.archive_object(batch, resource, group) {
-                plan.push(planned);
-            }
+            .collect()
+    }
+
+    /// One OCSF Parquet object per event day of the settled records, in the Security Lake bucket,
+    /// named by the shard and the first and last sequence numbers of the records it covers, so a
+    /// retried batch rewrites the same keys.
+    ///
+    /// An encode error is a bug in das-archiver (the record decoded fine, so quarantining it would be
+    /// wrong, and skipping the object would lose its events from the lake): it is logged as a bug and
+    /// the batch is retried from the object's first record, so nothing is lost and the stream's
+    /// iterator age shows it until a fixed version is deployed. The template runs the OCSF output in
+    /// its own function, so such a stall never holds the NDJSON archive back.
+    #[cfg(feature = "ocsf-parquet")]
+    fn plan_ocsf(&self, batch: &Batch, lake: &SecurityLake, source: &OcsfSource, settled: &[Fate], plan: &mut Plan) {
+        use crate::pipeline::ocsf_parquet::{self, Destination, Span};
+        let destination = Destination {
+            prefix: &lake.prefix,
+            source: &lake.source,
+            region: &source.region,
+            account: &source.account,
+        };
+        for (day, group) in group_by_event_day(settled) {
+            let (Some(first), Some(last)) = (batch.records.get(group.first), batch.records.get(group.last)) else {
+                continue;
+            };
+            let span = Span {
+                resource_id: &source.resource_id,
+                shard_id: &first.shard_id,
+                first_sequence: &first.sequence_number,
+                last_sequence: &last.sequence_number,
+            };
+            let body = match ocsf_parquet::encode(&group.events) {
+                Ok(body) => body,
+                Err(err) => {
+                    tracing::error!(error = %err, event_day = %day, "BUG: the OCSF events could not be encoded as Parquet; the batch is retried from the first record they cover (please report)");
+                    plan.unencodable = earliest(plan.unencodable, Some(group.first));
+                    continue;
+                }
+            };
+            let events = group.events.len() as u64;
+            let summary = ArchiveSummary {
+                records: group.records,
+                events,
+                first_sequence: &first.sequence_number,
+                last_sequence: &last.sequence_number,
+            };
+            let object = Object {
+                key: ocsf_parquet::object_key(&destination, &span, &day),
+                body,
+                content_type: "application/vnd.apache.parquet",
+                content_encoding: None,
+                metadata: Vec::new(),
+                bucket: Some(lake.bucket.clone()),
+            };
+            plan.writes.push(Planned {
+                object: object.with_summary(&summary),
+                first_index: group.first,
+                // With both outputs on, EventsArchived counts the NDJSON lines only.
+                counts: Counts {
+                    events: if self.settings.outputs.ndjson { 0 } else { events },
+                    ..Counts::default()
+                },
+            });
         }
-        plan
+    }
+
+    /// Without the Parquet writer, configuration refuses `DAS_OUTPUT=ocsf-parquet`; settings built
+    /// otherwise are a bug, retried rather than lost.
+    #[cfg(not(feature = "ocsf-parquet"))]
+    fn plan_ocsf(&self, _: &Batch, _: &SecurityLake, _: &OcsfSource, settled: &[Fate], plan: &mut Plan) {
+        if !settled.is_empty() {
+            tracing::error!("BUG: OCSF output asked of a build without the ocsf-parquet feature; the batch is retried");
+            plan.unencodable = Some(0);
+        }
     }
 
     /// The quarantine object of one bad record; its failure is written down here, and only here.
@@ -576,6 +748,41 @@ fn group_by_hour(batch: &Batch, settled: &[Fate]) -> BTreeMap<(i64, u32, u32, u3
     groups
 }
 
+/// The OCSF events of the decoded records by event day (UTC, `YYYYMMDD`), each group in Kinesis order.
+#[cfg(feature = "ocsf-parquet")]
+fn group_by_event_day(settled: &[Fate]) -> BTreeMap<String, DayGroup> {
+    let mut days: BTreeMap<String, DayGroup> = BTreeMap::new();
+    for (index, fate) in settled.iter().enumerate() {
+        let Fate::Decoded(rendered) = fate else { continue };
+        for event in &rendered.ocsf {
+            let time = event.get("time").and_then(serde_json::Value::as_i64).unwrap_or(0);
+            let group = days
+                .entry(crate::pipeline::ocsf_parquet::event_day(time))
+                .or_insert_with(|| DayGroup {
+                    first: index,
+                    last: index,
+                    records: 0,
+                    events: Vec::new(),
+                });
+            // A record whose events span two days counts once in each day's object.
+            if group.events.is_empty() || group.last != index {
+                group.records += 1;
+            }
+            group.last = index;
+            group.events.push(event.clone());
+        }
+    }
+    days
+}
+
+/// The earlier of two record indexes, either maybe absent.
+fn earliest(a: Option<usize>, b: Option<usize>) -> Option<usize> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// The batch's database from its stream ARN and the settings, or what to fix.
 fn resolve_resource_id(settings: &BatchSettings, event_source_arn: Option<&str>) -> Result<ResourceId, String> {
     let named = event_source_arn.map(ResourceId::from_stream);
@@ -635,10 +842,7 @@ fn retry_point(fates: &[Fate], first_transient: Option<usize>, first_failed: Opt
         }
         _ => {}
     }
-    match (first_transient, first_failed) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
+    earliest(first_transient, first_failed)
 }
 
 /// The outcome when nothing of the batch could be finished: every record is left for retry.
@@ -704,6 +908,7 @@ mod tests {
                 compression: Compression::None,
             },
             decode: DecodeOptions::default(),
+            outputs: Outputs::default(),
         }
     }
 
@@ -1243,5 +1448,82 @@ mod tests {
             );
         }
         assert!(!log.contains("SELECT") && !log.contains("Zq9pin"), "{log}");
+    }
+
+    fn security_lake_archiver(ndjson: bool) -> Archiver<StaticKeySource, MemorySink> {
+        let mut settings = settings();
+        settings.outputs = Outputs {
+            ndjson,
+            security_lake: Some(SecurityLake {
+                bucket: "lake".into(),
+                prefix: String::new(),
+                source: "das".into(),
+                role_arn: None,
+                external_id: None,
+            }),
+        };
+        Archiver::new(
+            settings,
+            KeyCache::new(StaticKeySource::new(&KEY), KeyCacheLimits::default()),
+            Filter::new(&skip_heartbeats()).unwrap(),
+            MemorySink::default(),
+        )
+    }
+
+    #[cfg(feature = "ocsf-parquet")]
+    #[tokio::test]
+    async fn both_outputs_write_the_archive_and_one_parquet_object_per_event_day_and_quarantine_once() {
+        let archiver = security_lake_archiver(true);
+        let mut input = records(3, 1_795_316_397.0);
+        input[1].data = Some(b"{not json".to_vec());
+        let outcome = archiver.process(batch(input.clone())).await;
+        assert_eq!(outcome.retry_from, None);
+        assert_eq!(
+            (outcome.metrics.records_quarantined, outcome.metrics.events_archived),
+            (1, 6)
+        );
+        let objects = archiver.sink().objects();
+        let parquet: Vec<_> = objects.iter().filter(|(k, _)| k.ends_with(".parquet")).collect();
+        assert!(!parquet.is_empty());
+        for (key, object) in &parquet {
+            assert!(
+                key.starts_with("ext/das/region=us-east-1/accountId=123456789012/eventDay="),
+                "{key}"
+            );
+            assert_eq!(object.bucket.as_deref(), Some("lake"));
+            assert_eq!(&object.body[..4], b"PAR1");
+        }
+        let quarantined = objects.keys().filter(|k| k.contains("/quarantine/")).count();
+        assert_eq!(quarantined, 1, "a bad record is quarantined once, not once per output");
+        assert!(objects.keys().any(|k| k.ends_with(".ndjson")));
+
+        // A retry rewrites the same keys.
+        let before: Vec<String> = objects.into_keys().collect();
+        archiver.process(batch(input)).await;
+        let after: Vec<String> = archiver.sink().objects().into_keys().collect();
+        assert_eq!(before, after);
+    }
+
+    #[cfg(feature = "ocsf-parquet")]
+    #[tokio::test]
+    async fn ocsf_parquet_alone_writes_no_ndjson_and_counts_the_ocsf_events() {
+        let archiver = security_lake_archiver(false);
+        let outcome = archiver.process(batch(records(2, 1_795_316_397.0))).await;
+        assert_eq!((outcome.retry_from, outcome.metrics.events_archived), (None, 6));
+        let keys: Vec<String> = archiver.sink().objects().into_keys().collect();
+        assert!(
+            !keys.is_empty() && keys.iter().all(|k| k.ends_with(".parquet")),
+            "{keys:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn ocsf_output_without_a_region_in_the_stream_arn_retries_the_batch() {
+        let archiver = security_lake_archiver(false);
+        let mut settings_batch = batch(records(1, 1_795_316_397.0));
+        settings_batch.event_source_arn = Some("aws-rds-das-cluster-TEST1".into());
+        let outcome = archiver.process(settings_batch).await;
+        assert!(outcome.retry_from.is_some());
+        assert!(archiver.sink().objects().is_empty());
     }
 }

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use crate::aws::archive::{Compression, Layout};
-use crate::aws::batch::BatchSettings;
+use crate::aws::batch::{BatchSettings, Outputs, SecurityLake};
 use crate::aws::keys::KeyCacheLimits;
 use crate::pipeline::envelope::ResourceId;
 use crate::pipeline::filter::{FilterError, FilterSpec, FILTER_LISTS};
@@ -52,6 +52,9 @@ pub struct Settings {
     /// `DAS_KMS_KEY_ARN`: the streams' KMS key ARNs, comma-separated (empty: not pinned). With
     /// exactly one, every `Decrypt` names it ([`crate::aws::keys::KmsKeySource::with_key_arns`]).
     pub kms_key_arns: Vec<String>,
+    /// `DAS_OUTPUT` (`ndjson`, `ocsf-parquet`, or both comma-separated; default `ndjson`) and, with
+    /// `ocsf-parquet`, `DAS_SECURITY_LAKE_BUCKET`, `DAS_SECURITY_LAKE_PREFIX`, `DAS_SECURITY_LAKE_SOURCE`.
+    pub outputs: Outputs,
 }
 
 impl Settings {
@@ -91,6 +94,7 @@ impl Settings {
             decode: decode_options(&env)?,
             kms_key_arns: kms_key_arns(env.get("DAS_KMS_KEY_ARN").as_deref())
                 .map_err(|reason| env.invalid("DAS_KMS_KEY_ARN", &reason))?,
+            outputs: outputs(&env)?,
         })
     }
 
@@ -102,6 +106,7 @@ impl Settings {
             give_up_after: self.give_up_after,
             layout: self.layout.clone(),
             decode: self.decode.clone(),
+            outputs: self.outputs.clone(),
         }
     }
 
@@ -131,7 +136,7 @@ pub const DEFAULT_GIVE_UP_SECONDS: u64 = 43_200;
 
 /// Every variable the function and the `das` command read (the filter lists come from their table).
 fn known_variables() -> Vec<String> {
-    const OWN: [&str; 17] = [
+    const OWN: [&str; 23] = [
         "DAS_ARCHIVE_BUCKET",
         "DAS_ARCHIVE_PREFIX",
         "DAS_COMPRESSION",
@@ -149,6 +154,12 @@ fn known_variables() -> Vec<String> {
         "DAS_PYTHON",
         "DAS_MOTO_SERVER",
         "DAS_CARGO_LAMBDA",
+        "DAS_OUTPUT",
+        "DAS_SECURITY_LAKE_BUCKET",
+        "DAS_SECURITY_LAKE_PREFIX",
+        "DAS_SECURITY_LAKE_SOURCE",
+        "DAS_SECURITY_LAKE_ROLE_ARN",
+        "DAS_SECURITY_LAKE_EXTERNAL_ID",
     ];
     OWN.iter()
         .map(|v| (*v).to_owned())
@@ -226,6 +237,61 @@ fn archive_prefix<F: Fn(&str) -> Option<String>>(env: &Reader<'_, F>) -> Result<
         prefix.push('/');
     }
     Ok(prefix)
+}
+
+/// `DAS_OUTPUT` and, when it names `ocsf-parquet`, the Security Lake custom source to write to.
+fn outputs<F: Fn(&str) -> Option<String>>(env: &Reader<'_, F>) -> Result<Outputs, ConfigError> {
+    const EXPECTED: &str = "expected ndjson, ocsf-parquet, or both comma-separated (ndjson,ocsf-parquet)";
+    let value = env.get("DAS_OUTPUT").unwrap_or_else(|| "ndjson".to_owned());
+    let (mut ndjson, mut ocsf) = (false, false);
+    for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        match name.to_ascii_lowercase().as_str() {
+            "ndjson" => ndjson = true,
+            "ocsf-parquet" => ocsf = true,
+            _ => return Err(env.invalid("DAS_OUTPUT", EXPECTED)),
+        }
+    }
+    if !ndjson && !ocsf {
+        return Err(env.invalid("DAS_OUTPUT", EXPECTED));
+    }
+    if ocsf && !cfg!(feature = "ocsf-parquet") {
+        return Err(env.invalid(
+            "DAS_OUTPUT",
+            "this build has no OCSF Parquet writer; build with the cargo feature ocsf-parquet (the lambda feature has it)",
+        ));
+    }
+    let security_lake = ocsf.then(|| security_lake(env)).transpose()?;
+    Ok(Outputs { ndjson, security_lake })
+}
+
+/// The Security Lake custom source: bucket and source name are required with `DAS_OUTPUT=ocsf-parquet`.
+fn security_lake<F: Fn(&str) -> Option<String>>(env: &Reader<'_, F>) -> Result<SecurityLake, ConfigError> {
+    let required = |name: &str, what: &str| {
+        env.get(name)
+            .ok_or_else(|| env.invalid(name, &format!("required with DAS_OUTPUT=ocsf-parquet: {what}")))
+    };
+    let bucket = required(
+        "DAS_SECURITY_LAKE_BUCKET",
+        "the Security Lake bucket (aws-security-data-lake-<region>-…)",
+    )?;
+    let source = required(
+        "DAS_SECURITY_LAKE_SOURCE",
+        "the custom source name given to Security Lake (objects go under ext/<source>/)",
+    )?;
+    if source.contains('/') {
+        return Err(env.invalid("DAS_SECURITY_LAKE_SOURCE", "a source name has no '/'"));
+    }
+    let prefix = env.get("DAS_SECURITY_LAKE_PREFIX").unwrap_or_default();
+    if prefix.starts_with('/') || prefix.contains("//") {
+        return Err(env.invalid("DAS_SECURITY_LAKE_PREFIX", "must not start with '/' or contain '//'"));
+    }
+    Ok(SecurityLake {
+        bucket,
+        prefix,
+        source,
+        role_arn: env.get("DAS_SECURITY_LAKE_ROLE_ARN"),
+        external_id: env.get("DAS_SECURITY_LAKE_EXTERNAL_ID"),
+    })
 }
 
 /// `DAS_SKIP_HEARTBEATS` and the filter lists, compiled once so a bad pattern is reported with its
@@ -380,6 +446,75 @@ mod tests {
                 ("DAS_INCLUDE_USER".to_owned(), Some("DAS_INCLUDE_USERS".to_owned())),
                 ("DAS_SOMETHING_ELSE_ENTIRELY".to_owned(), None),
             ]
+        );
+    }
+
+    #[test]
+    #[cfg(feature = "ocsf-parquet")]
+    fn the_output_is_ndjson_unless_das_output_names_ocsf_parquet() {
+        let default = settings(&[("DAS_ARCHIVE_BUCKET", "b")]).unwrap();
+        assert_eq!(default.outputs, Outputs::default());
+        assert!(default.outputs.ndjson && default.outputs.security_lake.is_none());
+        let both = settings(&[
+            ("DAS_ARCHIVE_BUCKET", "b"),
+            ("DAS_OUTPUT", "ndjson, ocsf-parquet"),
+            ("DAS_SECURITY_LAKE_BUCKET", "aws-security-data-lake-us-east-1-x"),
+            ("DAS_SECURITY_LAKE_SOURCE", "das"),
+        ])
+        .unwrap();
+        assert!(both.outputs.ndjson);
+        assert_eq!(
+            both.outputs.security_lake,
+            Some(SecurityLake {
+                bucket: "aws-security-data-lake-us-east-1-x".into(),
+                prefix: String::new(),
+                source: "das".into(),
+                role_arn: None,
+                external_id: None,
+            })
+        );
+        let with_role = settings(&[
+            ("DAS_ARCHIVE_BUCKET", "b"),
+            ("DAS_OUTPUT", "ocsf-parquet"),
+            ("DAS_SECURITY_LAKE_BUCKET", "lake"),
+            ("DAS_SECURITY_LAKE_SOURCE", "das"),
+            (
+                "DAS_SECURITY_LAKE_ROLE_ARN",
+                "arn:aws:iam::123456789012:role/SecurityLakeDas",
+            ),
+            ("DAS_SECURITY_LAKE_EXTERNAL_ID", "ext-1"),
+        ])
+        .unwrap();
+        assert!(!with_role.outputs.ndjson, "ocsf-parquet alone writes no NDJSON");
+        let lake = with_role.outputs.security_lake.unwrap();
+        assert_eq!(
+            (lake.role_arn.as_deref(), lake.external_id.as_deref()),
+            (Some("arn:aws:iam::123456789012:role/SecurityLakeDas"), Some("ext-1"))
+        );
+        let err = settings(&[("DAS_ARCHIVE_BUCKET", "b"), ("DAS_OUTPUT", "parquet")]).unwrap_err();
+        assert_eq!(err.variable, "DAS_OUTPUT");
+    }
+
+    #[test]
+    #[cfg(feature = "ocsf-parquet")]
+    fn ocsf_parquet_without_its_bucket_or_source_is_a_start_up_error_naming_the_variable() {
+        let no_bucket = settings(&[
+            ("DAS_ARCHIVE_BUCKET", "b"),
+            ("DAS_OUTPUT", "ocsf-parquet"),
+            ("DAS_SECURITY_LAKE_SOURCE", "das"),
+        ])
+        .unwrap_err();
+        assert_eq!(no_bucket.variable, "DAS_SECURITY_LAKE_BUCKET");
+        let no_source = settings(&[
+            ("DAS_ARCHIVE_BUCKET", "b"),
+            ("DAS_OUTPUT", "ocsf-parquet"),
+            ("DAS_SECURITY_LAKE_BUCKET", "lake"),
+        ])
+        .unwrap_err();
+        assert_eq!(no_source.variable, "DAS_SECURITY_LAKE_SOURCE");
+        assert!(
+            no_source.to_string().contains("required with DAS_OUTPUT=ocsf-parquet"),
+            "{no_source}"
         );
     }
 

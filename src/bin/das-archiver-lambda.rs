@@ -31,7 +31,13 @@ async fn main() -> Result<(), Error> {
             settings.key_cache,
         ),
         filter,
-        S3Sink::new(&sdk, &settings.bucket, settings.s3_force_path_style),
+        S3Sink::for_outputs(
+            &sdk,
+            &settings.bucket,
+            settings.s3_force_path_style,
+            settings.outputs.security_lake.as_ref(),
+        )
+        .await,
     );
     lambda_runtime::run(service_fn(|event| das_archiver::lambda::handle(&archiver, event))).await
 }

@@ -1,6 +1,9 @@
 //! `das replay`: run the Lambda's batch handler in-process on a saved Lambda Kinesis event, writing
 //! to S3 (same settings as the function) or to a local directory, and print the batch response.
-//! This is how a batch that failed in production is debugged.
+//! This is how a batch that failed in production is debugged. `--output ocsf-parquet` (or
+//! `ndjson,ocsf-parquet`) writes the OCSF Parquet objects of Amazon Security Lake too, under the
+//! custom source's layout (`ext/<source>/region=…/accountId=…/eventDay=…/`, region and account from
+//! the event's `eventSourceARN`), so the mapping can be seen and tested without AWS.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,11 +26,39 @@ pub(super) struct ReplayArgs {
     /// The archive bucket (default: DAS_ARCHIVE_BUCKET).
     #[arg(long, conflicts_with = "out_dir")]
     bucket: Option<String>,
+    /// What to write: `ndjson`, `ocsf-parquet`, or both comma-separated (default: DAS_OUTPUT, else
+    /// `ndjson`).
+    #[arg(long)]
+    output: Option<String>,
+    /// The Security Lake custom source name, for `--output ocsf-parquet` (default:
+    /// DAS_SECURITY_LAKE_SOURCE; with --out-dir, `das-activity` if that is unset too).
+    #[arg(long)]
+    source: Option<String>,
     /// Use this 32-byte wrapping key (hex or base64) instead of KMS.
     #[arg(long, env = "DAS_WRAPPING_KEY", hide_env_values = true)]
     wrapping_key: Option<String>,
     #[command(flatten)]
     filters: FilterArgs,
+}
+
+/// The `DAS_OUTPUT` family for `--output`, `--source` and `--out-dir`: below a directory, the buckets
+/// are only names (the directory sink writes every key under it).
+fn output_settings(args: &ReplayArgs) -> Vec<(&'static str, String)> {
+    let mut extra = Vec::new();
+    if let Some(output) = &args.output {
+        extra.push(("DAS_OUTPUT", output.clone()));
+    }
+    if let Some(source) = &args.source {
+        extra.push(("DAS_SECURITY_LAKE_SOURCE", source.clone()));
+    }
+    if args.out_dir.is_some() {
+        extra.push(("DAS_ARCHIVE_BUCKET", "local-directory".to_owned()));
+        extra.push(("DAS_SECURITY_LAKE_BUCKET", "local-directory".to_owned()));
+        if args.source.is_none() && std::env::var("DAS_SECURITY_LAKE_SOURCE").is_err() {
+            extra.push(("DAS_SECURITY_LAKE_SOURCE", "das-activity".to_owned()));
+        }
+    }
+    extra
 }
 
 pub(super) async fn replay(args: &ReplayArgs) -> Result<ExitCode, String> {
@@ -38,9 +69,7 @@ pub(super) async fn replay(args: &ReplayArgs) -> Result<ExitCode, String> {
     if let Some(bucket) = &args.bucket {
         extra.push(("DAS_ARCHIVE_BUCKET", bucket.clone()));
     }
-    if args.out_dir.is_some() {
-        extra.push(("DAS_ARCHIVE_BUCKET", "local-directory".to_owned()));
-    }
+    extra.extend(output_settings(args));
     let settings = args.filters.settings(&extra).map_err(|e| e.to_string())?;
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let keys: Box<dyn DataKeySource> = match &args.wrapping_key {
@@ -49,7 +78,15 @@ pub(super) async fn replay(args: &ReplayArgs) -> Result<ExitCode, String> {
     };
     let sink: Box<dyn Sink> = match &args.out_dir {
         Some(dir) => Box::new(DirSink::new(dir)),
-        None => Box::new(S3Sink::new(&sdk, &settings.bucket, settings.s3_force_path_style)),
+        None => Box::new(
+            S3Sink::for_outputs(
+                &sdk,
+                &settings.bucket,
+                settings.s3_force_path_style,
+                settings.outputs.security_lake.as_ref(),
+            )
+            .await,
+        ),
     };
     let filter = Filter::new(&settings.filter).map_err(|e| e.to_string())?;
     let archiver = Archiver::new(

@@ -16,6 +16,7 @@ use crate::pipeline::esdk::{self, DecryptOptions, EncryptOptions, EsdkError, Key
 use crate::pipeline::filter::{Filter, Verdict};
 use crate::pipeline::gunzip::{self, GunzipError, DEFAULT_MAX_DECOMPRESSED_LEN};
 use crate::pipeline::ndjson::LineContext;
+use crate::pipeline::ocsf::{self, Provenance};
 
 /// Why a record could not be decoded; every variant is permanent.
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +108,22 @@ pub struct Rendered {
     pub filtered: u64,
     /// Heartbeats skipped.
     pub heartbeats: u64,
+    /// The kept events as OCSF Datastore Activity events, in order; filled only when the record's
+    /// origin asks for them ([`RecordOrigin::with_ocsf`]).
+    pub ocsf: Vec<serde_json::Value>,
+}
+
+/// What the OCSF events of a batch's records share: the stream and where it lives.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OcsfSource {
+    /// The stream's resource id (`cluster-…` or `db-…`).
+    pub resource_id: String,
+    /// The stream's ARN.
+    pub stream_arn: String,
+    /// The AWS region, from the stream ARN.
+    pub region: String,
+    /// The AWS account id, from the stream ARN.
+    pub account: String,
 }
 
 /// Where a record came from in Kinesis; every line of its events carries it (see [`crate::pipeline::ndjson`]).
@@ -116,6 +133,11 @@ pub struct RecordOrigin {
     pub shard_id: String,
     /// The record's sequence number.
     pub sequence_number: String,
+    /// When set, [`render_record`] also maps the kept events to OCSF (parsing the payload once).
+    pub ocsf: Option<std::sync::Arc<OcsfSource>>,
+    /// The record's Kinesis arrival time, epoch milliseconds: an OCSF event's `time` when its
+    /// `logTime` is unreadable.
+    pub arrival_ms: i64,
 }
 
 impl RecordOrigin {
@@ -124,6 +146,29 @@ impl RecordOrigin {
         Self {
             shard_id: shard_id.to_owned(),
             sequence_number: sequence_number.to_owned(),
+            ocsf: None,
+            arrival_ms: 0,
+        }
+    }
+
+    /// The same record, asking for OCSF events too.
+    #[must_use]
+    pub fn with_ocsf(mut self, source: std::sync::Arc<OcsfSource>, arrival_ms: i64) -> Self {
+        self.ocsf = Some(source);
+        self.arrival_ms = arrival_ms;
+        self
+    }
+
+    fn provenance<'a>(&'a self, source: &'a OcsfSource, event_index: usize) -> Provenance<'a> {
+        Provenance {
+            resource_id: &source.resource_id,
+            stream_arn: &source.stream_arn,
+            shard_id: &self.shard_id,
+            sequence_number: &self.sequence_number,
+            event_index,
+            region: &source.region,
+            account: &source.account,
+            arrival_ms: self.arrival_ms,
         }
     }
 
@@ -169,6 +214,12 @@ fn render(
             Verdict::Keep => {
                 filter.write_line(event, &activity, &origin.line(index), &mut rendered.lines);
                 rendered.kept += 1;
+                if let Some(source) = origin.ocsf.as_deref() {
+                    let provenance = origin.provenance(source, index);
+                    rendered
+                        .ocsf
+                        .extend(ocsf::map_event(event, &activity, &provenance, filter));
+                }
             }
             Verdict::Filtered => rendered.filtered += 1,
             Verdict::Heartbeat => rendered.heartbeats += 1,

@@ -26,4 +26,5 @@ mod ocsf_schema;
 mod python_oracle;
 mod redrive;
 mod sample_events;
+mod security_lake;
 mod template;

@@ -31,6 +31,7 @@ async fn run(file: &str) -> (serde_json::Value, Archiver<StaticKeySource, Memory
             compression: Compression::None,
         },
         decode: DecodeOptions::default(),
+        outputs: Default::default(),
     };
     let archiver = Archiver::new(
         settings,

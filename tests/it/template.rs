@@ -72,3 +72,8 @@ fn every_stream_has_quarantine_give_up_retry_age_and_silence_alarms() {
 fn the_source_account_shares_only_its_streams_and_key_with_the_central_role() {
     template_check("source-account");
 }
+
+#[test]
+fn security_lake_resources_exist_only_when_asked_and_write_only_the_custom_source_prefix() {
+    template_check("security-lake");
+}
