@@ -23,9 +23,8 @@ pub enum Compression {
     /// gzip (`.ndjson.gz`), the default: DAS JSON compresses about 10:1.
     #[default]
     Gzip,
-    /// zstd (`.ndjson.zst`), level 3: smaller than gzip-6 and faster to write. Athena engine 3 reads
-    /// zstd-compressed text by its extension
-    /// (<https://docs.aws.amazon.com/athena/latest/ug/compression-formats.html>).
+    /// zstd (`.ndjson.zst`), level 3. Athena engine 3 reads ZSTD text files, JSON included, telling
+    /// the codec by the extension (<https://docs.aws.amazon.com/athena/latest/ug/compression-support-hive.html>).
     Zstd,
     /// Plain NDJSON (`.ndjson`).
     None,
