@@ -517,7 +517,7 @@ fn replay_of_each_sample_event_writes_what_the_lambda_handler_writes() {
             String::from_utf8(out.stdout).unwrap().trim(),
             r#"{"batchItemFailures":[]}"#
         );
-        let files: Vec<String> = walk(dir.path());
+        let files: Vec<String> = common::files_below(dir.path());
         let lambda = lambda_objects(&path);
         assert_eq!(files, lambda.keys().cloned().collect::<Vec<_>>(), "{event}");
         for key in &files {
@@ -528,23 +528,6 @@ fn replay_of_each_sample_event_writes_what_the_lambda_handler_writes() {
             );
         }
     }
-}
-
-fn walk(root: &std::path::Path) -> Vec<String> {
-    let mut files = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                files.push(path.strip_prefix(root).unwrap().to_str().unwrap().to_owned());
-            }
-        }
-    }
-    files.sort();
-    files
 }
 
 /// The objects the Lambda handler writes for an event file, with the function's default settings.

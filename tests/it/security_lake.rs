@@ -207,25 +207,9 @@ fn replay_with_output_ocsf_parquet_writes_only_the_security_lake_layout_below_th
         assert!(!object["rows"].as_array().unwrap().is_empty());
         assert_eq!(object["class_uids"], serde_json::json!([6005]));
     }
-    let ndjson = walkdir(dir.path())
+    let ndjson = common::files_below(dir.path())
         .into_iter()
         .filter(|p| p.contains(".ndjson"))
         .count();
     assert_eq!(ndjson, 0, "--output ocsf-parquet writes no NDJSON archive");
-}
-
-fn walkdir(root: &Path) -> Vec<String> {
-    let mut files = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                files.push(path.display().to_string());
-            }
-        }
-    }
-    files
 }

@@ -101,3 +101,21 @@ pub(crate) fn without_provenance(mut line: serde_json::Value) -> serde_json::Val
     );
     line
 }
+
+/// Every file below `root`, as sorted paths relative to it.
+pub(crate) fn files_below(root: &Path) -> Vec<String> {
+    let mut files = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.push(path.strip_prefix(root).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    files.sort();
+    files
+}
