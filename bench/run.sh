@@ -6,6 +6,7 @@
 #   4.   the batch pipeline on 10,000 records, memory and moto S3 (examples/batch_throughput.rs);
 #        cold start (bench/cold_start.py); release binary sizes
 #   5.   KMS calls for 10,000 records: ours (das replay) vs per record (bench/reference.py kms), on moto
+#   7.   the whole `das replay` process on 10,000-record events vs Python (bench/whole_process.py)
 # then bench/report.py writes results.json/results.md and prints the summary, and bench/cost.py
 # writes cost.md. Expects `make build` and the virtualenv (the Makefile target does both).
 set -euo pipefail
@@ -27,6 +28,9 @@ step "4. batch pipeline, 10,000 records x 1 event (memory sink)"
 cargo build --release --example batch_throughput
 ./target/release/examples/batch_throughput 10000 1 --json >"$OUT/batch-memory.json"
 cat "$OUT/batch-memory.json" >&2
+
+step "7. whole process: das replay of 10,000 records vs the Python SDK, same records"
+"$PY" bench/whole_process.py target/release/das "$OUT/whole-process.json"
 
 step "cold start and binary sizes"
 "$PY" bench/cold_start.py --binary target/release/das-archiver-lambda --runs 20 --json >"$OUT/cold-start.json"

@@ -193,7 +193,7 @@ fn pipeline(c: &mut Criterion) {
                 for record in &records {
                     lines.extend_from_slice(&one_record(black_box(record)));
                 }
-                layout.archive_object(String::new(), &lines).body.len()
+                layout.archive_object(String::new(), &[&lines]).body.len()
             })
         });
     }
@@ -322,7 +322,7 @@ fn stages(c: &mut Criterion) {
             compression: Compression::Gzip,
         };
         Some(Box::new(move || {
-            layout.archive_object(String::new(), black_box(&lines)).body.len()
+            layout.archive_object(String::new(), &[black_box(&lines)]).body.len()
         }))
     });
 }
@@ -343,11 +343,11 @@ type Codec = (&'static str, fn(&[u8]) -> Vec<u8>);
 
 const CODECS: [Codec; 3] = [
     ("gzip-6", |lines| {
-        layout(Compression::Gzip).archive_object(String::new(), lines).body
+        layout(Compression::Gzip).archive_object(String::new(), &[lines]).body
     }),
     ("zstd-1", |lines| zstd::bulk::compress(lines, 1).unwrap()),
     ("zstd-3", |lines| {
-        layout(Compression::Zstd).archive_object(String::new(), lines).body
+        layout(Compression::Zstd).archive_object(String::new(), &[lines]).body
     }),
 ];
 

@@ -29,6 +29,7 @@
 //! - `config`: settings from the environment (the only reader of it).
 //! - `keys`: data keys from KMS, cached.
 //! - `archive`: object layout and the sinks (S3, a directory, memory).
+//! - `compress`: archive objects' gzip (members compressed in parallel) and zstd.
 //! - `batch`: one Kinesis batch end to end — archived, quarantined or retried, never lost.
 //!
 //! Front doors: `lambda` (the function's handler, feature `lambda`), `cli` (the `das` command,
@@ -54,4 +55,4 @@ pub mod logging;
 pub use pipeline::{activity, envelope, error, esdk, filter, gunzip, json_error, ndjson, record, simulate, utc};
 
 #[cfg(feature = "aws")]
-pub use aws::{archive, batch, config, keys};
+pub use aws::{archive, batch, compress, config, keys};

@@ -13,6 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use base64::Engine as _;
 
+use crate::aws::compress;
 use crate::pipeline::envelope::ResourceId;
 use crate::pipeline::error::{Classify, FailureKind};
 use crate::pipeline::utc::UtcDateTime;
@@ -185,43 +186,31 @@ impl Layout {
         }
     }
 
-    /// An archive object holding `ndjson` lines, compressed as configured.
-    pub fn archive_object(&self, key: String, ndjson: &[u8]) -> Object {
+    /// An archive object holding the concatenation of `pieces` (NDJSON lines, a record's at a
+    /// time), compressed as configured ([`compress`]).
+    pub fn archive_object(&self, key: String, pieces: &[&[u8]]) -> Object {
+        let object = |key, body, content_encoding| Object {
+            key,
+            body,
+            content_type: "application/x-ndjson",
+            content_encoding,
+            metadata: Vec::new(),
+            bucket: None,
+        };
         match self.compression {
-            Compression::Gzip => Object {
-                key,
-                body: gzip_object(ndjson),
-                content_type: "application/x-ndjson",
-                content_encoding: Some("gzip"),
-                metadata: Vec::new(),
-                bucket: None,
+            Compression::Gzip => object(key, compress::gzip(pieces), Some("gzip")),
+            // Browsers and HTTP clients do not all decode zstd; the extension says it. Compressing in
+            // memory fails only if zstd cannot allocate; then the object is stored plain, under the
+            // plain extension, rather than lost.
+            Compression::Zstd => match compress::zstd(pieces) {
+                Some(body) => object(key, body, None),
+                None => object(
+                    key.strip_suffix(".zst").unwrap_or(&key).to_owned(),
+                    pieces.concat(),
+                    None,
+                ),
             },
-            // Compressing a buffer in memory fails only if zstd cannot allocate; then the object is
-            // stored plain, under the plain extension, rather than lost.
-            Compression::Zstd => match zstd::bulk::compress(ndjson, ZSTD_LEVEL) {
-                Ok(body) => Object {
-                    key,
-                    body,
-                    content_type: "application/x-ndjson",
-                    // Browsers and HTTP clients do not all decode zstd; the extension says it.
-                    content_encoding: None,
-                    metadata: Vec::new(),
-                    bucket: None,
-                },
-                Err(_) => Self {
-                    compression: Compression::None,
-                    ..self.clone()
-                }
-                .archive_object(key.strip_suffix(".zst").unwrap_or(&key).to_owned(), ndjson),
-            },
-            Compression::None => Object {
-                key,
-                body: ndjson.to_vec(),
-                content_type: "application/x-ndjson",
-                content_encoding: None,
-                metadata: Vec::new(),
-                bucket: None,
-            },
+            Compression::None => object(key, pieces.concat(), None),
         }
     }
 }
@@ -231,27 +220,6 @@ impl Object {
     pub fn with_summary(mut self, summary: &ArchiveSummary<'_>) -> Self {
         self.metadata = summary.metadata();
         self
-    }
-}
-
-/// The zstd level of archive objects: 3, zstd's own default (see `make bench` for levels 1 and 3
-/// against gzip-6).
-pub const ZSTD_LEVEL: i32 = 3;
-
-/// Gzip (level 6) of a whole object. The body is complete before it is compressed, so libdeflate's
-/// whole-buffer compressor applies: on our NDJSON it is about 20 % faster than zlib at the same level
-/// and 9 % smaller, and compression is the Lambda's largest CPU cost per event.
-fn gzip_object(ndjson: &[u8]) -> Vec<u8> {
-    let mut compressor = libdeflater::Compressor::new(libdeflater::CompressionLvl::default());
-    let mut body = vec![0; compressor.gzip_compress_bound(ndjson.len())];
-    match compressor.gzip_compress(ndjson, &mut body) {
-        Ok(len) => {
-            body.truncate(len);
-            body.shrink_to_fit();
-            body
-        }
-        // Cannot happen with a buffer of the bound's size; zlib is the safe answer if it ever does.
-        Err(_) => crate::pipeline::gunzip::gzip(ndjson),
     }
 }
 
@@ -641,7 +609,7 @@ mod tests {
 
     #[test]
     fn gzip_objects_decompress_to_the_lines() {
-        let object = layout(Compression::Gzip).archive_object("k".into(), b"{\"a\":1}\n");
+        let object = layout(Compression::Gzip).archive_object("k".into(), &[b"{\"a\":1}\n"]);
         assert_eq!(object.content_encoding, Some("gzip"));
         assert_eq!(
             crate::pipeline::gunzip::gunzip(&object.body, 100).unwrap(),
@@ -655,7 +623,7 @@ mod tests {
             .flat_map(|i| format!("{{\"n\":{i},\"commandText\":\"select {}\"}}\n", i * 7919 % 1000).into_bytes())
             .collect();
         for body in [&b""[..], &lines[..]] {
-            let object = layout(Compression::Gzip).archive_object("k".into(), body);
+            let object = layout(Compression::Gzip).archive_object("k".into(), &[body]);
             assert!(object.body.len() < body.len() / 4 + 32);
             assert_eq!(crate::pipeline::gunzip::gunzip(&object.body, 64 << 20).unwrap(), body);
         }
@@ -679,7 +647,7 @@ mod tests {
         let key = layout.archive_key(&ResourceId::parse("cluster-A").unwrap(), &arrival, "s", "1", "2");
         assert!(key.ends_with("/s-1-2.ndjson.zst"), "{key}");
         let lines = b"{\"a\":1}\n".repeat(1000);
-        let object = layout.archive_object(key, &lines);
+        let object = layout.archive_object(key, &[&lines]);
         assert!(object.body.len() < lines.len() / 10);
         assert_eq!(zstd::bulk::decompress(&object.body, lines.len()).unwrap(), lines);
     }

@@ -318,14 +318,15 @@ struct Written {
 }
 
 /// The decoded records of one arrival date-hour: one archive object.
-struct HourGroup {
+struct HourGroup<'a> {
     arrival: UtcDateTime,
     first: usize,
     last: usize,
     /// Records with at least one line in the object.
     records: u64,
     events: u64,
-    lines: Vec<u8>,
+    /// Each record's lines, in Kinesis order: compressed from where they are, never concatenated.
+    lines: Vec<&'a [u8]>,
 }
 
 impl<K: DataKeySource, S: Sink> Archiver<K, S> {
@@ -363,7 +364,10 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
         let Ok(ocsf) = self.ocsf_source(&batch, &resource) else {
             return retry_everything(&batch, Some(resource));
         };
-        let envelopes = parse_envelopes(&batch);
+        let batch = Arc::new(batch);
+        let Some(envelopes) = parse_envelopes(&batch).await else {
+            return retry_everything(&batch, Some(resource));
+        };
         let keyrings = self.fetch_keys(&envelopes, &resource).await;
         let Some(mut fates) = self.decode_all(&batch, envelopes, &keyrings, ocsf.as_ref()).await else {
             return retry_everything(&batch, Some(resource));
@@ -628,7 +632,7 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
     /// The archive object of one date-hour, named by its shard and first and last sequence numbers;
     /// `None` when every event was filtered out.
     fn archive_object(&self, batch: &Batch, resource: &ResourceId, group: HourGroup) -> Option<Planned> {
-        if group.lines.is_empty() {
+        if group.events == 0 {
             return None;
         }
         let first = batch.records.get(group.first)?;
@@ -726,8 +730,8 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
 
 /// The decoded records grouped by arrival date-hour, in time order, each group keeping its records'
 /// lines in Kinesis order.
-fn group_by_hour(batch: &Batch, settled: &[Fate]) -> BTreeMap<(i64, u32, u32, u32), HourGroup> {
-    let mut groups: BTreeMap<(i64, u32, u32, u32), HourGroup> = BTreeMap::new();
+fn group_by_hour<'a>(batch: &Batch, settled: &'a [Fate]) -> BTreeMap<(i64, u32, u32, u32), HourGroup<'a>> {
+    let mut groups: BTreeMap<(i64, u32, u32, u32), HourGroup<'a>> = BTreeMap::new();
     for (index, (fate, input)) in settled.iter().zip(&batch.records).enumerate() {
         let Fate::Decoded(rendered) = fate else { continue };
         let arrival = UtcDateTime::from_unix_seconds(input.arrival_seconds);
@@ -743,7 +747,9 @@ fn group_by_hour(batch: &Batch, settled: &[Fate]) -> BTreeMap<(i64, u32, u32, u3
         group.last = index;
         group.records += u64::from(rendered.kept > 0);
         group.events += rendered.kept;
-        group.lines.extend_from_slice(&rendered.lines);
+        if !rendered.lines.is_empty() {
+            group.lines.push(&rendered.lines);
+        }
     }
     groups
 }
@@ -821,13 +827,24 @@ fn oldest_record_age(batch: &Batch) -> u64 {
     (now - oldest).max(0.0) as u64
 }
 
-/// Every record's envelope, in order.
-fn parse_envelopes(batch: &Batch) -> Vec<Result<Envelope, DecodeFailure>> {
-    batch
-        .records
-        .iter()
-        .map(|r| parse_envelope(r.data.as_deref()))
-        .collect()
+/// Every record's envelope, in order, parsed on the CPU pool: base64-decoding a batch's messages is
+/// megabytes of work that would otherwise run on one core. `None` if the pool failed (a bug).
+async fn parse_envelopes(batch: &Arc<Batch>) -> Option<Vec<Result<Envelope, DecodeFailure>>> {
+    let batch = Arc::clone(batch);
+    let parse = move || {
+        batch
+            .records
+            .par_iter()
+            .map(|r| parse_envelope(r.data.as_deref()))
+            .collect()
+    };
+    match tokio::task::spawn_blocking(parse).await {
+        Ok(envelopes) => Some(envelopes),
+        Err(err) => {
+            tracing::error!(error = %err, "the envelope parser failed; retrying the whole batch");
+            None
+        }
+    }
 }
 
 /// The record Kinesis must retry from: the first transient failure or the first record held by

@@ -3,10 +3,12 @@
 //! the batch logic is tested without AWS.
 //!
 //! [`config`] reads the environment → [`keys`] turns key blobs into keyrings (KMS, cached) →
-//! [`batch`] runs one Kinesis batch through the pipeline → [`archive`] names and writes the objects.
+//! [`batch`] runs one Kinesis batch through the pipeline → [`archive`] names the objects, [`compress`]
+//! compresses them (in parallel) and [`archive`]'s sinks write them.
 
 pub mod archive;
 pub mod batch;
+pub mod compress;
 pub mod config;
 pub mod keys;
 

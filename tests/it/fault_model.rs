@@ -634,7 +634,7 @@ async fn each_s3_error_on_put_object_is_retried_from_the_first_record_of_the_fai
                 }
                 .archive_object(
                     format!("activity/{}/dt=2026-11-22/hour=03/direct.ndjson", batch.resource),
-                    b"{}\n",
+                    &[b"{}\n"],
                 ),
             )
             .await
