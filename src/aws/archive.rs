@@ -344,13 +344,14 @@ fn s3_configuration_fix(code: &str, through_role: bool) -> Option<&'static str> 
 /// What to fix when no credentials could be loaded for the write (nothing was sent to S3).
 fn credentials_fix(through_role: bool) -> &'static str {
     if through_role {
-        // The assume-role provider failed: STS refused AssumeRole (AccessDenied: the role's trust
-        // policy does not name the function's role, or the external id differs) or could not be reached
-        // (https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_common-scenarios_third-party.html).
+        // The assume-role provider failed: STS refused AssumeRole (AccessDenied) or could not be reached.
+        // Security Lake's provider role trusts the custom source's provider identity, an account id (or a
+        // service principal) with the external id as condition
+        // (https://docs.aws.amazon.com/security-lake/latest/APIReference/API_AwsIdentity.html); the
+        // caller's own role must also be allowed sts:AssumeRole on it.
         "the Security Lake provider role could not be assumed; check DAS_SECURITY_LAKE_ROLE_ARN, that \
-         DAS_SECURITY_LAKE_EXTERNAL_ID is the custom source's external id, that the role's trust policy names \
-         the function's role (the custom source's provider principal) and that the function's role allows \
-         sts:AssumeRole on it"
+         DAS_SECURITY_LAKE_EXTERNAL_ID is the custom source's external id, that the source's provider identity \
+         is this function's account, and that the function's role allows sts:AssumeRole on the role"
     } else {
         "no AWS credentials could be loaded; check the execution role (or the AWS_* credentials and profile \
          the command runs with)"
