@@ -491,6 +491,42 @@ def check_alarms(template_path, _source):
     return f"{template_path}: per-stream alarms (quarantined, given up, retried, oldest record age, silence) for every id"
 
 
+TOPIC = "arn:aws:sns:us-east-1:123456789012:das-alarms"
+
+
+def function_alarms(stack):
+    """(function, metric) → the alarm's properties, for the AWS/Lambda alarms on one function."""
+    return {(a["Properties"]["Dimensions"][0]["Value"], a["Properties"]["MetricName"]): a["Properties"]
+            for a in of_type(stack, "AWS::CloudWatch::Alarm").values()
+            if a["Properties"].get("Namespace") == "AWS/Lambda"
+            and [d["Name"] for d in a["Properties"]["Dimensions"]] == ["FunctionName"]}
+
+
+def check_function_alarms(template_path, _source):
+    """Errors and IteratorAge on the archive function always, on the Security Lake function only when Security
+    Lake parameters are given; both functions' alarms alike and notifying the same topic."""
+    archive = "<Ref:ArchiverFunction>"
+    lake = "<Ref:SecurityLakeFunction>"
+    wanted = {"Errors", "IteratorAge"}
+    for label, given, functions in (("without Security Lake", {**THREE, "AlarmTopicArn": TOPIC}, [archive]),
+                                    ("with Security Lake", {**CROSS_ACCOUNT, **LAKE, "AlarmTopicArn": TOPIC},
+                                     [archive, lake]),
+                                    ("with Security Lake through its role",
+                                     {**THREE, **LAKE, "SecurityLakeRoleArn": LAKE_ROLE}, [archive, lake])):
+        alarms = function_alarms(deployed(template_path, given))
+        check(set(alarms) == {(f, m) for f in functions for m in wanted},
+              f"{label}: Errors and IteratorAge alarms on exactly {functions}: {sorted(alarms)}")
+        for (function, metric), props in alarms.items():
+            topic = [TOPIC] if "AlarmTopicArn" in given else None
+            check(props.get("AlarmActions") == topic, f"{label}: {function} {metric} notifies {topic}: {props}")
+        if all((f, m) in alarms for f in (archive, lake) for m in wanted):
+            for metric in wanted:
+                same = {k: v for k, v in alarms[(lake, metric)].items() if k not in ("AlarmDescription", "Dimensions")}
+                main = {k: v for k, v in alarms[(archive, metric)].items() if k not in ("AlarmDescription", "Dimensions")}
+                check(same == main, f"{label}: the Security Lake function's {metric} alarm is the archive's: {same} != {main}")
+    return f"{template_path}: Errors and IteratorAge per function, the Security Lake function's only with Security Lake"
+
+
 def check_source_account(_template, source_path):
     ids = "cluster-XXXXXXXXXX,db-YYYYYYYYYY"
     role = "arn:aws:iam::123456789012:role/mystack-ArchiverRole-ABC"
@@ -532,8 +568,13 @@ def check_security_lake(template_path, _source):
                          {**THREE, "SecurityLakeBucket": LAKE["SecurityLakeBucket"]}),
           "SecurityLakeBucket without SecurityLakeSourceName is refused")
 
+    check(not [k for k in function_alarms(plain) if k[0] == "<Ref:SecurityLakeFunction>"],
+          "without SecurityLakeBucket: no alarm on a Security Lake function")
+
     stack = deployed(template_path, {**CROSS_ACCOUNT, **LAKE, "UseEnhancedFanOut": "true"})
     where = "with Security Lake"
+    lake_alarms = sorted(m for f, m in function_alarms(stack) if f == "<Ref:SecurityLakeFunction>")
+    check(lake_alarms == ["Errors", "IteratorAge"], f"{where}: the lake function has Errors and IteratorAge alarms: {lake_alarms}")
     roles = of_type(stack, "AWS::IAM::Role")
     check(sorted(roles) == ["ArchiverRole", "SecurityLakeRole"], f"{where}: the lake function has its own role: {list(roles)}")
     lake_fn = stack.get("SecurityLakeFunction", {}).get("Properties", {})
@@ -585,6 +626,7 @@ GROUPS = {
     "streams": check_streams,
     "defaults-and-rules": check_defaults_and_rules,
     "alarms": check_alarms,
+    "function-alarms": check_function_alarms,
     "source-account": check_source_account,
     "security-lake": check_security_lake,
 }

@@ -286,19 +286,88 @@ impl Classify for SinkError {
 
 /// What to fix for an S3 error code that means the deployment is wrong
 /// (<https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html>); `None` for the rest
-/// (`SlowDown`, `InternalError`, 5xx: outages).
-fn s3_configuration_fix(code: &str) -> Option<&'static str> {
+/// (`SlowDown`, `InternalError`, 5xx: outages). `through_role`: the bucket is written with the
+/// Security Lake provider role, not the function's own credentials.
+fn s3_configuration_fix(code: &str, through_role: bool) -> Option<&'static str> {
     match code {
+        "AccessDenied" | "AllAccessDisabled" | "AccountProblem" if through_role => Some(
+            "the Security Lake provider role (DAS_SECURITY_LAKE_ROLE_ARN) does not allow s3:PutObject on this key; \
+             check that DAS_SECURITY_LAKE_SOURCE and DAS_SECURITY_LAKE_PREFIX name the custom source's ext/<source>/ \
+             prefix",
+        ),
         "AccessDenied" | "AllAccessDisabled" | "AccountProblem" => Some(
             "the function's role or the bucket policy does not allow s3:PutObject on the archive prefix \
              (with SSE-KMS, also kms:GenerateDataKey on the bucket key); grant it",
         ),
-        "NoSuchBucket" => Some("the archive bucket does not exist; check DAS_ARCHIVE_BUCKET and the region"),
+        "NoSuchBucket" => {
+            Some("the bucket does not exist; check DAS_ARCHIVE_BUCKET (or DAS_SECURITY_LAKE_BUCKET) and the region")
+        }
         "InvalidAccessKeyId" | "ExpiredToken" | "SignatureDoesNotMatch" | "InvalidToken" => {
             Some("the function's AWS credentials are invalid or expired; check the execution role")
         }
         _ => None,
     }
+}
+
+/// What to fix when no credentials could be loaded for the write (nothing was sent to S3).
+fn credentials_fix(through_role: bool) -> &'static str {
+    if through_role {
+        // The assume-role provider failed: STS refused AssumeRole (AccessDenied) or could not be reached.
+        // Security Lake's provider role trusts the custom source's provider identity, an account id (or a
+        // service principal) with the external id as condition
+        // (https://docs.aws.amazon.com/security-lake/latest/APIReference/API_AwsIdentity.html); the
+        // caller's own role must also be allowed sts:AssumeRole on it.
+        "the Security Lake provider role could not be assumed; check DAS_SECURITY_LAKE_ROLE_ARN, that \
+         DAS_SECURITY_LAKE_EXTERNAL_ID is the custom source's external id, that the source's provider identity \
+         is this function's account, and that the function's role allows sts:AssumeRole on the role"
+    } else {
+        "no AWS credentials could be loaded; check the execution role (or the AWS_* credentials and profile \
+         the command runs with)"
+    }
+}
+
+/// Whether `err` (or any error it wraps) is a credentials provider's failure: the request was
+/// never sent.
+fn is_credentials_error(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(err);
+    while let Some(e) = source {
+        if e.downcast_ref::<aws_credential_types::provider::error::CredentialsError>()
+            .is_some()
+        {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
+/// A failed `PutObject` of `key` as a [`SinkError`]: configuration when a person must act.
+fn put_error<R: std::fmt::Debug + 'static>(
+    err: &aws_sdk_s3::error::SdkError<aws_sdk_s3::operation::put_object::PutObjectError, R>,
+    key: String,
+    through_role: bool,
+) -> SinkError {
+    use aws_sdk_s3::error::ProvideErrorMetadata;
+    let detail = aws_sdk_s3::error::DisplayErrorContext(err).to_string();
+    // Unmodelled for PutObject: the code string is all the SDK gives.
+    let code = err.as_service_error().and_then(ProvideErrorMetadata::code);
+    if let Some((code, fix)) = code.and_then(|c| s3_configuration_fix(c, through_role).map(|fix| (c, fix))) {
+        return SinkError::Configuration {
+            key,
+            code: code.to_owned(),
+            fix,
+            detail,
+        };
+    }
+    if code.is_none() && is_credentials_error(err) {
+        return SinkError::Configuration {
+            key,
+            code: "CredentialsError".to_owned(),
+            fix: credentials_fix(through_role),
+            detail,
+        };
+    }
+    SinkError::Write { key, detail }
 }
 
 /// Somewhere objects can be written.
@@ -422,11 +491,8 @@ impl Sink for S3Sink {
     async fn put(&self, object: Object) -> Result<(), SinkError> {
         let key = object.key;
         let bucket = object.bucket.as_deref().unwrap_or(&self.bucket);
-        let client = self
-            .other_buckets
-            .iter()
-            .find(|(name, _)| name == bucket)
-            .map_or(&self.client, |(_, client)| client);
+        let other = self.other_buckets.iter().find(|(name, _)| name == bucket);
+        let client = other.map_or(&self.client, |(_, client)| client);
         client
             .put_object()
             .bucket(bucket)
@@ -442,22 +508,7 @@ impl Sink for S3Sink {
             .send()
             .await
             .map(|_| ())
-            .map_err(|err| {
-                use aws_sdk_s3::error::ProvideErrorMetadata;
-                let detail = aws_sdk_s3::error::DisplayErrorContext(&err).to_string();
-                let key = format!("s3://{bucket}/{key}");
-                // Unmodelled for PutObject: the code string is all the SDK gives.
-                let code = err.as_service_error().and_then(ProvideErrorMetadata::code);
-                match code.and_then(|c| s3_configuration_fix(c).map(|fix| (c, fix))) {
-                    Some((code, fix)) => SinkError::Configuration {
-                        key,
-                        code: code.to_owned(),
-                        fix,
-                        detail,
-                    },
-                    None => SinkError::Write { key, detail },
-                }
-            })
+            .map_err(|err| put_error(&err, format!("s3://{bucket}/{key}"), other.is_some()))
     }
 }
 

@@ -2,6 +2,10 @@
 //! the NDJSON archive to the archive bucket and OCSF Parquet objects to the Security Lake bucket under
 //! the custom source's layout; a retry rewrites the same keys; the Parquet objects read back with
 //! pyarrow (`tests/oracle/ocsf_parquet_read.py`) to exactly the OCSF mapping of the archived lines.
+//! With `DAS_SECURITY_LAKE_ROLE_ARN`, the Parquet objects are written with the credentials of the
+//! assumed provider role (STS `AssumeRole` with the external id, once per container), the archive
+//! with the function's own; a refused `AssumeRole` (injected by the fault proxy) is a configuration
+//! error: retried, and logged at ERROR with the fix.
 
 #![cfg(all(feature = "lambda", feature = "ocsf-parquet"))]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
@@ -34,8 +38,42 @@ const SOURCE: &str = "das-activity";
 const STREAM: &str = "arn:aws:kinesis:us-east-1:123456789012:stream/aws-rds-das-cluster-LAKE00000001";
 const PARTITION: &str = "lake/ext/das-activity/region=us-east-1/accountId=123456789012/eventDay=";
 
+const ROLE: &str = "arn:aws:iam::123456789012:role/AmazonSecurityLake-Provider-das-activity-us-east-1";
+const EXTERNAL_ID: &str = "das-archiver-external-id-7f3a";
+
 fn archiver(cfg: &SdkConfig) -> Archiver<KmsKeySource, S3Sink> {
-    let vars: BTreeMap<&str, &str> = [
+    let settings = lake_settings(&[]);
+    let sink = S3Sink::new(cfg, &settings.bucket, settings.s3_force_path_style);
+    archiver_with(cfg, &settings, sink)
+}
+
+/// The archiver as the Lambda binary builds it (`S3Sink::for_outputs`), with the provider role set.
+async fn archiver_through_role(cfg: &SdkConfig) -> Archiver<KmsKeySource, S3Sink> {
+    let settings = lake_settings(&[
+        ("DAS_SECURITY_LAKE_ROLE_ARN", ROLE),
+        ("DAS_SECURITY_LAKE_EXTERNAL_ID", EXTERNAL_ID),
+    ]);
+    let sink = S3Sink::for_outputs(
+        cfg,
+        &settings.bucket,
+        settings.s3_force_path_style,
+        settings.outputs.security_lake.as_ref(),
+    )
+    .await;
+    archiver_with(cfg, &settings, sink)
+}
+
+fn archiver_with(cfg: &SdkConfig, settings: &Settings, sink: S3Sink) -> Archiver<KmsKeySource, S3Sink> {
+    Archiver::new(
+        settings.batch_settings(),
+        KeyCache::new(KmsKeySource::new(cfg), settings.key_cache),
+        Filter::new(&settings.filter).unwrap(),
+        sink,
+    )
+}
+
+fn lake_settings(extra: &[(&'static str, &'static str)]) -> Settings {
+    let mut vars: BTreeMap<&str, &str> = [
         ("DAS_ARCHIVE_BUCKET", ARCHIVE),
         ("DAS_S3_FORCE_PATH_STYLE", "true"),
         ("DAS_GIVE_UP_AFTER_SECONDS", "0"),
@@ -46,13 +84,8 @@ fn archiver(cfg: &SdkConfig) -> Archiver<KmsKeySource, S3Sink> {
         ("DAS_SECURITY_LAKE_SOURCE", SOURCE),
     ]
     .into();
-    let settings = Settings::from_lookup(|name| vars.get(name).map(|v| (*v).to_owned())).unwrap();
-    Archiver::new(
-        settings.batch_settings(),
-        KeyCache::new(KmsKeySource::new(cfg), settings.key_cache),
-        Filter::new(&settings.filter).unwrap(),
-        S3Sink::new(cfg, &settings.bucket, settings.s3_force_path_style),
-    )
+    vars.extend(extra.iter().copied());
+    Settings::from_lookup(|name| vars.get(name).map(|v| (*v).to_owned())).unwrap()
 }
 
 /// A Lambda event of `count` Aurora PostgreSQL records under one moto KMS data key, plus a record
@@ -179,6 +212,229 @@ async fn both_outputs_write_the_archive_and_security_lake_parquet_that_reads_bac
             .await
             .keys()
             .collect::<Vec<_>>()
+    );
+}
+
+/// A recorded request's header, by name in any case.
+fn header<'a>(request: &'a Value, name: &str) -> Option<&'a str> {
+    request["headers"]
+        .as_object()?
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .and_then(|(_, v)| v.as_str())
+}
+
+/// The access key id a recorded request was signed with: `Credential=<id>/…` in its SigV4
+/// `Authorization` header.
+fn signed_with(request: &Value) -> String {
+    let authorization = header(request, "authorization").expect("a signed request");
+    let credential = authorization.split("Credential=").nth(1).unwrap();
+    credential.split('/').next().unwrap().to_owned()
+}
+
+/// A recorded request's body as text (moto base64-encodes bodies it received as bytes).
+fn body_text(request: &Value) -> String {
+    let body = request["body"].as_str().unwrap_or_default();
+    if request["body_encoded"] == Value::Bool(true) {
+        let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, body).unwrap();
+        String::from_utf8_lossy(&bytes).into_owned()
+    } else {
+        body.to_owned()
+    }
+}
+
+/// An `application/x-www-form-urlencoded` body (an awsQuery request) as its fields.
+fn form_fields(body: &str) -> BTreeMap<String, String> {
+    let decode = |text: &str| {
+        let bytes = text.replace('+', " ").into_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
+            match (bytes[i], hex) {
+                (b'%', Some(byte)) => {
+                    out.push(byte);
+                    i += 3;
+                }
+                (byte, _) => {
+                    out.push(byte);
+                    i += 1;
+                }
+            }
+        }
+        String::from_utf8(out).unwrap()
+    };
+    body.split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (decode(k), decode(v)))
+        .collect()
+}
+
+/// The recorded S3 `PUT`s into `bucket` (path style: `/<bucket>/<key>`).
+fn puts_into<'a>(requests: &'a [Value], bucket: &str) -> Vec<&'a Value> {
+    let path = format!("/{bucket}/");
+    requests
+        .iter()
+        .filter(|r| r["method"] == "PUT" && r["url"].as_str().is_some_and(|u| u.contains(&path)))
+        .collect()
+}
+
+#[tokio::test]
+async fn with_a_provider_role_the_parquet_is_written_with_the_assumed_role_and_the_archive_with_the_functions_own_credentials(
+) {
+    let moto = Moto::start();
+    let cfg = moto.sdk_config().await;
+    let key_id = moto::create_kms_key(&cfg).await;
+    moto::create_bucket(&cfg, ARCHIVE).await;
+    moto::create_bucket(&cfg, LAKE).await;
+    let event = event(&cfg, &key_id, 3).await;
+    moto.start_recording();
+    let archiver = archiver_through_role(&cfg).await;
+    for _ in 0..2 {
+        let response = handle(&archiver, LambdaEvent::new(event.clone(), Context::default()))
+            .await
+            .unwrap();
+        assert!(response.batch_item_failures.is_empty());
+    }
+    let requests = moto.recorded_requests();
+
+    // One AssumeRole for both invocations (the credentials are cached), with the role and external
+    // id, signed with the function's own credentials.
+    let assume: Vec<BTreeMap<String, String>> = requests
+        .iter()
+        .map(|r| form_fields(&body_text(r)))
+        .filter(|fields| fields.get("Action").map(String::as_str) == Some("AssumeRole"))
+        .collect();
+    assert_eq!(assume.len(), 1, "{assume:?}");
+    assert_eq!(assume[0]["RoleArn"], ROLE);
+    assert_eq!(assume[0]["ExternalId"], EXTERNAL_ID);
+    assert_eq!(assume[0]["RoleSessionName"], "das-archiver");
+    let sts = requests
+        .iter()
+        .find(|r| body_text(r).contains("Action=AssumeRole"))
+        .unwrap();
+    assert_eq!(signed_with(sts), "testing");
+
+    // The Security Lake objects carry the assumed role's session; the archive's do not.
+    let lake_puts = puts_into(&requests, LAKE);
+    let archive_puts = puts_into(&requests, ARCHIVE);
+    assert!(!lake_puts.is_empty() && !archive_puts.is_empty());
+    let assumed_key = signed_with(lake_puts[0]);
+    assert_ne!(assumed_key, "testing");
+    for put in &lake_puts {
+        assert_eq!(signed_with(put), assumed_key);
+        assert!(header(put, "x-amz-security-token").is_some_and(|t| !t.is_empty()));
+    }
+    for put in &archive_puts {
+        assert_eq!(signed_with(put), "testing");
+        assert!(header(put, "x-amz-security-token").is_none());
+    }
+
+    let lake = moto::read_objects(&cfg, LAKE, "").await;
+    assert!(!lake.is_empty());
+    assert!(lake.keys().all(|k| k.starts_with(PARTITION) && k.ends_with(".parquet")));
+    let archive = moto::read_objects(&cfg, ARCHIVE, "activity/").await;
+    assert!(archive.keys().any(|k| k.ends_with(".ndjson")), "{:?}", archive.keys());
+}
+
+/// Log output captured for one test (this thread's events).
+#[derive(Clone, Default)]
+struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
+    type Writer = Logs;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn a_refused_assume_role_is_a_configuration_error_retried_from_the_first_record_and_logged_with_the_fix() {
+    use common::fault::{Answer, FaultProxy, Match, Rule};
+    let logs = Logs::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .with_env_filter(tracing_subscriber::EnvFilter::new("info,das_archiver=trace"))
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let moto = Moto::start();
+    let cfg = moto.sdk_config().await;
+    let key_id = moto::create_kms_key(&cfg).await;
+    moto::create_bucket(&cfg, ARCHIVE).await;
+    moto::create_bucket(&cfg, LAKE).await;
+    let event = event(&cfg, &key_id, 3).await;
+    let proxy = FaultProxy::start(&moto.endpoint).await;
+    proxy.add(Rule::new(Match::Sts("AssumeRole"), Answer::sts("AccessDenied")));
+    let archiver = archiver_through_role(&proxy.sdk_config(&cfg)).await;
+
+    let response = handle(&archiver, LambdaEvent::new(event.clone(), Context::default()))
+        .await
+        .unwrap();
+    let first = event.records[0].kinesis.sequence_number.clone();
+    let retried: Vec<String> = response
+        .batch_item_failures
+        .iter()
+        .filter_map(|f| f.item_identifier.clone())
+        .collect();
+    assert_eq!(
+        retried,
+        vec![first],
+        "Kinesis retries from the first record the Parquet object holds"
+    );
+    assert!(moto::read_objects(&cfg, LAKE, "").await.is_empty());
+    assert!(proxy.count(&Match::Sts("AssumeRole")) >= 1);
+    assert!(proxy.count(&Match::S3PutObject) > 0, "the archive is still written");
+
+    let log = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let refused: Vec<&str> = log.lines().filter(|l| l.contains("CredentialsError")).collect();
+    assert!(
+        refused.iter().any(|l| l.contains(" ERROR ")
+            && l.contains("DAS_SECURITY_LAKE_EXTERNAL_ID")
+            && l.contains("AccessDenied")),
+        "the log must name the fix: {log}"
+    );
+
+    // The sink's own answer, straight: transient (retried) and a configuration error.
+    let object = das_archiver::archive::Object {
+        key: format!("{PARTITION}20261122/direct.parquet"),
+        body: b"PAR1".to_vec(),
+        content_type: "application/vnd.apache.parquet",
+        content_encoding: None,
+        metadata: Vec::new(),
+        bucket: Some(LAKE.to_owned()),
+    };
+    let settings = lake_settings(&[
+        ("DAS_SECURITY_LAKE_ROLE_ARN", ROLE),
+        ("DAS_SECURITY_LAKE_EXTERNAL_ID", EXTERNAL_ID),
+    ]);
+    let sink = S3Sink::for_outputs(
+        &proxy.sdk_config(&cfg),
+        ARCHIVE,
+        true,
+        settings.outputs.security_lake.as_ref(),
+    )
+    .await;
+    let err = das_archiver::archive::Sink::put(&sink, object).await.unwrap_err();
+    assert_eq!(
+        (
+            das_archiver::error::Classify::failure_kind(&err),
+            err.is_configuration()
+        ),
+        (das_archiver::error::FailureKind::Transient, true),
+        "{err}"
     );
 }
 

@@ -69,6 +69,11 @@ fn every_stream_has_quarantine_give_up_retry_age_and_silence_alarms() {
 }
 
 #[test]
+fn each_function_has_errors_and_iterator_age_alarms_the_security_lake_one_only_with_security_lake() {
+    template_check("function-alarms");
+}
+
+#[test]
 fn the_source_account_shares_only_its_streams_and_key_with_the_central_role() {
     template_check("source-account");
 }

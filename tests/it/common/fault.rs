@@ -20,6 +20,12 @@
 //!   `<Error><Code>..</Code><Message>..</Message><RequestId>..</RequestId><HostId>..</HostId></Error>`
 //!   (<https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html>): `SlowDown` 503,
 //!   `InternalError` 500, `AccessDenied` 403, `NoSuchBucket` 404.
+//! - STS speaks awsQuery: a form-encoded `POST /` (`Action=AssumeRole&…`) answered, on error, with the
+//!   status, `Content-Type: text/xml` and
+//!   `<ErrorResponse><Error><Type>Sender</Type><Code>..</Code><Message>..</Message></Error><RequestId>..</RequestId></ErrorResponse>`
+//!   (<https://smithy.io/2.0/aws/protocols/aws-query-protocol.html>); a refused `AssumeRole` (no trust,
+//!   wrong external id, no `sts:AssumeRole` permission) is `AccessDenied` with status 403
+//!   (<https://repost.aws/knowledge-center/iam-assume-role-error>).
 //!
 //! It never touches anything but 127.0.0.1, and it never changes a request it forwards except for
 //! `Connection: close` (one request per connection keeps the framing trivial).
@@ -42,6 +48,8 @@ pub(crate) enum Match {
     S3PutObject,
     /// A Kinesis call: `X-Amz-Target: Kinesis_20131202.<operation>`.
     Kinesis(&'static str),
+    /// An STS (awsQuery) call: a `POST` whose form body holds `Action=<operation>`.
+    Sts(&'static str),
 }
 
 /// How a matched request is answered.
@@ -55,6 +63,12 @@ pub(crate) enum Answer {
     },
     /// An S3 (REST-XML) error.
     S3Error {
+        status: u16,
+        code: &'static str,
+        message: &'static str,
+    },
+    /// An STS (awsQuery, XML) error.
+    QueryError {
         status: u16,
         code: &'static str,
         message: &'static str,
@@ -107,6 +121,19 @@ impl Answer {
             _ => (400, "injected by the fault proxy"),
         };
         Self::S3Error { status, code, message }
+    }
+
+    /// An STS error with the status AWS uses for that code.
+    pub(crate) fn sts(code: &'static str) -> Self {
+        let (status, message) = match code {
+            "AccessDenied" => (
+                403,
+                "User: arn:aws:sts::123456789012:assumed-role/das-archiver/x is not authorized to perform: sts:AssumeRole",
+            ),
+            "ExpiredToken" => (400, "The security token included in the request is expired"),
+            _ => (400, "injected by the fault proxy"),
+        };
+        Self::QueryError { status, code, message }
     }
 }
 
@@ -171,6 +198,14 @@ impl Seen {
         match matcher {
             Match::Kms(op) => self.target.as_deref() == Some(&format!("TrentService.{op}")),
             Match::Kinesis(op) => self.target.as_deref() == Some(&format!("Kinesis_20131202.{op}")),
+            Match::Sts(op) => {
+                let action = format!("Action={op}");
+                self.method == "POST"
+                    && self.target.is_none()
+                    && String::from_utf8_lossy(&self.body)
+                        .split('&')
+                        .any(|pair| pair == action)
+            }
             Match::S3PutObject => {
                 self.method == "PUT"
                     && self.target.is_none()
@@ -274,7 +309,13 @@ async fn serve(mut client: TcpStream, upstream: String, state: Arc<State>) {
     let answer = pick_answer(&state, &seen);
     seen.injected = matches!(
         answer,
-        Some(Answer::KmsError { .. } | Answer::S3Error { .. } | Answer::Status(_) | Answer::Silence)
+        Some(
+            Answer::KmsError { .. }
+                | Answer::S3Error { .. }
+                | Answer::QueryError { .. }
+                | Answer::Status(_)
+                | Answer::Silence
+        )
     );
     state.seen.lock().unwrap().push(seen);
     let response = match answer {
@@ -290,6 +331,7 @@ async fn serve(mut client: TcpStream, upstream: String, state: Arc<State>) {
         }
         Some(Answer::KmsError { status, code, message }) => kms_error(status, code, message),
         Some(Answer::S3Error { status, code, message }) => s3_error(status, code, message),
+        Some(Answer::QueryError { status, code, message }) => query_error(status, code, message),
         Some(Answer::Status(status)) => bare_status(status),
         None => forward(&request, &upstream).await,
     };
@@ -536,6 +578,23 @@ fn kms_error(status: u16, code: &str, message: &str) -> Vec<u8> {
             ("x-amzn-RequestId", REQUEST_ID.to_owned()),
             ("x-amzn-ErrorType", code.to_owned()),
             ("Content-Type", "application/x-amz-json-1.1".to_owned()),
+        ],
+        body.as_bytes(),
+    )
+}
+
+fn query_error(status: u16, code: &str, message: &str) -> Vec<u8> {
+    let body = format!(
+        "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\n  <Error>\n    <Type>Sender</Type>\n    \
+         <Code>{code}</Code>\n    <Message>{message}</Message>\n  </Error>\n  <RequestId>{REQUEST_ID}</RequestId>\n\
+         </ErrorResponse>\n"
+    );
+    response(
+        status,
+        reason(status),
+        &[
+            ("x-amzn-RequestId", REQUEST_ID.to_owned()),
+            ("Content-Type", "text/xml".to_owned()),
         ],
         body.as_bytes(),
     )
