@@ -130,7 +130,8 @@ pub async fn handle<K: DataKeySource, S: Sink>(
         .unwrap_or_default();
     let resource_id = outcome.resource_id.as_ref().map(|r| r.as_str()).unwrap_or("unknown");
     // Embedded Metric Format: one JSON line on stdout, which CloudWatch Logs turns into metrics.
-    println!("{}", emf_line(&outcome.metrics, resource_id, millis));
+    let namespace = metrics_namespace(archiver.settings().outputs.ndjson);
+    println!("{}", emf_line(&outcome.metrics, namespace, resource_id, millis));
     Ok(response(&outcome))
 }
 
@@ -159,8 +160,21 @@ fn metrics_level(filter: tracing::level_filters::LevelFilter) -> &'static str {
     }
 }
 
-/// The CloudWatch Embedded Metric Format line for a batch's metrics (namespace `DasArchiver`).
-pub fn emf_line(metrics: &BatchMetrics, resource: &str, timestamp_millis: u64) -> String {
+/// The metrics namespace of a function: `DasArchiver` for the archive (NDJSON) function, whose
+/// figures the per-stream alarms read; `DasArchiver/SecurityLake` for a function that writes only
+/// OCSF (the template's Security Lake function). It reads the same streams, so under one namespace
+/// its invocations would keep the silence alarm quiet while the archive's trigger is dead, and a bad
+/// record, quarantined by both, would be counted twice.
+pub fn metrics_namespace(writes_ndjson: bool) -> &'static str {
+    if writes_ndjson {
+        "DasArchiver"
+    } else {
+        "DasArchiver/SecurityLake"
+    }
+}
+
+/// The CloudWatch Embedded Metric Format line for a batch's metrics under `namespace`.
+pub fn emf_line(metrics: &BatchMetrics, namespace: &str, resource: &str, timestamp_millis: u64) -> String {
     let names = [
         ("RecordsIn", "Count"),
         ("EventsArchived", "Count"),
@@ -185,7 +199,7 @@ pub fn emf_line(metrics: &BatchMetrics, resource: &str, timestamp_millis: u64) -
             serde_json::json!({
                 "Timestamp": timestamp_millis,
                 "CloudWatchMetrics": [{
-                    "Namespace": "DasArchiver",
+                    "Namespace": namespace,
                     "Dimensions": [["ResourceId"]],
                     "Metrics": names.iter().map(|(n, u)| serde_json::json!({"Name": n, "Unit": u})).collect::<Vec<_>>(),
                 }],
@@ -228,6 +242,7 @@ mod tests {
                 records_in: 3,
                 ..Default::default()
             },
+            metrics_namespace(true),
             "cluster-A",
             1,
         );
@@ -242,6 +257,17 @@ mod tests {
             assert!(declared.iter().any(|m| m["Name"] == name), "{name}");
         }
         assert!(doc["level"].is_string(), "Lambda filters lines by their level: {line}");
+        assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Namespace"], "DasArchiver");
+    }
+
+    #[test]
+    fn a_function_that_writes_only_ocsf_reports_under_its_own_namespace() {
+        let line = emf_line(&BatchMetrics::default(), metrics_namespace(false), "cluster-A", 1);
+        let doc: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+            "DasArchiver/SecurityLake"
+        );
     }
 
     #[test]

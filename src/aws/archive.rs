@@ -187,30 +187,37 @@ impl Layout {
     }
 
     /// An archive object holding the concatenation of `pieces` (NDJSON lines, a record's at a
-    /// time), compressed as configured ([`compress`]).
+    /// time), compressed as configured ([`compress`]). Should zstd fail to allocate, the object is
+    /// stored plain, under the plain extension, rather than lost.
     pub fn archive_object(&self, key: String, pieces: &[&[u8]]) -> Object {
-        let object = |key, body, content_encoding| Object {
+        let mut encoder = compress::ObjectEncoder::new(self.compression);
+        encoder.append(pieces);
+        let encoded = encoder.finish().unwrap_or_else(|| compress::Encoded {
+            body: pieces.concat(),
+            compression: Compression::None,
+        });
+        self.encoded_archive_object(key, encoded)
+    }
+
+    /// The archive object of a body that [`compress::ObjectEncoder`] compressed; a plain body whose
+    /// key was named for compression loses the extension.
+    pub fn encoded_archive_object(&self, key: String, encoded: compress::Encoded) -> Object {
+        let (key, content_encoding) = match encoded.compression {
+            Compression::Gzip => (key, Some("gzip")),
+            // Browsers and HTTP clients do not all decode zstd; the extension says it.
+            Compression::Zstd => (key, None),
+            Compression::None => {
+                let plain = key.strip_suffix(".gz").or_else(|| key.strip_suffix(".zst"));
+                (plain.map_or(key.clone(), str::to_owned), None)
+            }
+        };
+        Object {
             key,
-            body,
+            body: encoded.body,
             content_type: "application/x-ndjson",
             content_encoding,
             metadata: Vec::new(),
             bucket: None,
-        };
-        match self.compression {
-            Compression::Gzip => object(key, compress::gzip(pieces), Some("gzip")),
-            // Browsers and HTTP clients do not all decode zstd; the extension says it. Compressing in
-            // memory fails only if zstd cannot allocate; then the object is stored plain, under the
-            // plain extension, rather than lost.
-            Compression::Zstd => match compress::zstd(pieces) {
-                Some(body) => object(key, body, None),
-                None => object(
-                    key.strip_suffix(".zst").unwrap_or(&key).to_owned(),
-                    pieces.concat(),
-                    None,
-                ),
-            },
-            Compression::None => object(key, pieces.concat(), None),
         }
     }
 }

@@ -2,11 +2,13 @@
 //! quarantined with its reason, or reported for retry — never lost, never reported done unwritten.
 //!
 //! [`Archiver::process`] runs these steps, each its own function:
-//! 1. parse envelopes — every record's DAS record JSON ([`parse_envelope`]);
+//! 1. parse envelopes — every record's DAS record JSON ([`parse_envelope`]), in parallel;
 //! 2. fetch keys — the distinct data keys, cached, concurrently;
 //! 3. decode all — decrypt, filter and format every record in parallel on the CPU, each inside
-//!    `catch_unwind` ([`decode_records`], shared with `das tail`), giving each record its fate:
-//!    decoded, permanent (quarantine) or transient (retry);
+//!    `catch_unwind` (as [`decode_records`], shared with `das tail`, does), giving each record its
+//!    fate: decoded, permanent (quarantine), given up, or transient (retry). Records are decoded a
+//!    window at a time, and each window's lines are compressed into their archive object and freed
+//!    while the next window decodes (`batch/windows.rs`), up to the first record that must be retried;
 //! 4. plan writes — one object per arrival date-hour, one quarantine object per bad record, and with
 //!    `DAS_OUTPUT=ocsf-parquet` one OCSF Parquet object per event day for Security Lake, for the
 //!    records before the retry point only;
@@ -28,6 +30,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::aws::archive::{ArchiveSummary, Layout, Object, QuarantinedRecord, Sink};
+use crate::aws::compress::ObjectEncoder;
 use crate::aws::keys::{DataKeySource, KeyCache, KeyCacheStats, KeyError};
 use crate::pipeline::envelope::{Envelope, ResourceId};
 use crate::pipeline::error::{Classify, FailureKind};
@@ -35,6 +38,9 @@ use crate::pipeline::esdk::RawAesKeyring;
 use crate::pipeline::filter::Filter;
 use crate::pipeline::record::{DecodeOptions, OcsfSource, RecordError};
 use crate::pipeline::utc::UtcDateTime;
+
+mod windows;
+use windows::{DecodedBatch, Decoder, GiveUp};
 
 // The core's record renderer, under the path benches and callers already name.
 pub use crate::pipeline::record::{render_record, RecordOrigin, Rendered};
@@ -217,8 +223,18 @@ pub async fn decode_records(
     filter: &Arc<Filter>,
     options: &DecodeOptions,
 ) -> Result<Vec<Decoded>, tokio::task::JoinError> {
-    type Job = Result<(Envelope, Arc<RawAesKeyring>, RecordOrigin), DecodeFailure>;
-    let jobs: Vec<Job> = envelopes
+    let jobs = attach_keyrings(envelopes, keyrings);
+    let filter = Arc::clone(filter);
+    let options = options.clone();
+    tokio::task::spawn_blocking(move || render_jobs(jobs, &filter, &options)).await
+}
+
+/// A record ready to decode: its envelope, its keyring and where it came from, or why not.
+type Job = Result<(Envelope, Arc<RawAesKeyring>, RecordOrigin), DecodeFailure>;
+
+/// Each envelope with the keyring of its key blob.
+fn attach_keyrings(envelopes: Vec<(Result<Envelope, DecodeFailure>, RecordOrigin)>, keyrings: &Keyrings) -> Vec<Job> {
+    envelopes
         .into_iter()
         .map(|(envelope, origin)| {
             let envelope = envelope?;
@@ -228,18 +244,17 @@ pub async fn decode_records(
                 None => Err(DecodeFailure::KeyNotLookedUp),
             }
         })
-        .collect();
-    let filter = Arc::clone(filter);
-    let options = options.clone();
-    let work = move || {
-        jobs.into_par_iter()
-            .map(|job| {
-                let (envelope, keyring, origin) = job?;
-                Ok(render_record(&envelope, &keyring, &filter, &options, &origin)?)
-            })
-            .collect::<Vec<Decoded>>()
-    };
-    tokio::task::spawn_blocking(work).await
+        .collect()
+}
+
+/// The jobs decoded in parallel, in order (blocking: call it from the CPU side).
+fn render_jobs(jobs: Vec<Job>, filter: &Filter, options: &DecodeOptions) -> Vec<Decoded> {
+    jobs.into_par_iter()
+        .map(|job| {
+            let (envelope, keyring, origin) = job?;
+            Ok(render_record(&envelope, &keyring, filter, options, &origin)?)
+        })
+        .collect()
 }
 
 /// The archiver: settings, key cache, filter and sink, built once per container.
@@ -317,17 +332,20 @@ struct Written {
     first_failed: Option<usize>,
 }
 
-/// The decoded records of one arrival date-hour: one archive object.
-struct HourGroup<'a> {
+/// The decoded records of one arrival date-hour: one archive object, compressed as the records'
+/// windows are decoded (see [`windows`]).
+struct HourGroup {
     arrival: UtcDateTime,
     first: usize,
     last: usize,
     /// Records with at least one line in the object.
     records: u64,
     events: u64,
-    /// Each record's lines, in Kinesis order: compressed from where they are, never concatenated.
-    lines: Vec<&'a [u8]>,
+    body: ObjectEncoder,
 }
+
+/// An arrival date-hour: year, month, day, hour.
+type HourKey = (i64, u32, u32, u32);
 
 impl<K: DataKeySource, S: Sink> Archiver<K, S> {
     /// An archiver over a key cache, a filter and a sink.
@@ -338,6 +356,11 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
             filter: Arc::new(filter),
             sink,
         }
+    }
+
+    /// The settings it runs with.
+    pub fn settings(&self) -> &BatchSettings {
+        &self.settings
     }
 
     /// The sink (for tests and the CLI).
@@ -369,14 +392,17 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
             return retry_everything(&batch, Some(resource));
         };
         let keyrings = self.fetch_keys(&envelopes, &resource).await;
-        let Some(mut fates) = self.decode_all(&batch, envelopes, &keyrings, ocsf.as_ref()).await else {
+        let Some(decoded) = self.decode_all(&batch, envelopes, &keyrings, ocsf.as_ref()).await else {
             return retry_everything(&batch, Some(resource));
         };
-        self.give_up_on_stuck_records(&batch, &mut fates);
+        let DecodedBatch {
+            fates,
+            first_transient,
+            hours,
+        } = decoded;
         // Nothing at or after the first transient failure may be written: Kinesis retries from it.
-        let first_transient = fates.iter().position(|f| matches!(f, Fate::Transient(_)));
         let settled = fates.get(..first_transient.unwrap_or(fates.len())).unwrap_or_default();
-        let plan = self.plan_writes(&batch, &resource, settled, ocsf.as_deref());
+        let plan = self.plan_writes(&batch, &resource, settled, hours, ocsf.as_deref());
         let mut written = self.write_objects(plan.writes).await;
         written.first_failed = earliest(written.first_failed, plan.unencodable);
         let retry = retry_point(&fates, first_transient, written.first_failed);
@@ -419,29 +445,6 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
         })))
     }
 
-    /// Records that would be retried (transient or configuration failures) but arrived longer ago
-    /// than the give-up age are quarantined instead, in order, up to the first one that is still
-    /// young enough to wait for.
-    fn give_up_on_stuck_records(&self, batch: &Batch, fates: &mut [Fate]) {
-        let Some(limit) = self.settings.give_up_after else {
-            return;
-        };
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
-        for (fate, input) in fates.iter_mut().zip(&batch.records) {
-            if !matches!(fate, Fate::Transient(_)) {
-                continue;
-            }
-            if now - input.arrival_seconds < limit.as_secs_f64() {
-                return;
-            }
-            if let Fate::Transient(failure) = std::mem::replace(fate, Fate::Decoded(Rendered::default())) {
-                *fate = Fate::GivenUp(failure);
-            }
-        }
-    }
-
     /// One lookup per distinct key blob, all at once; DAS reuses a data key for many records.
     async fn fetch_keys(&self, envelopes: &[Result<Envelope, DecodeFailure>], resource: &ResourceId) -> Keyrings {
         let mut blobs: Vec<&[u8]> = envelopes.iter().flatten().map(|e| e.key_blob.as_slice()).collect();
@@ -453,15 +456,16 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
         futures::future::join_all(lookups).await.into_iter().collect()
     }
 
-    /// Every record's fate, in order; `None` (retry the whole batch) if the decode pool failed.
+    /// Every record's fate, in order, up to the first that must be retried, and the archive
+    /// objects of those before it, decoded and compressed a window at a time on the CPU pool
+    /// ([`windows`]); `None` (retry the whole batch) if the pool failed.
     async fn decode_all(
         &self,
-        batch: &Batch,
+        batch: &Arc<Batch>,
         envelopes: Vec<Result<Envelope, DecodeFailure>>,
         keyrings: &Keyrings,
         ocsf: Option<&Arc<OcsfSource>>,
-    ) -> Option<Vec<Fate>> {
-        let count = envelopes.len();
+    ) -> Option<DecodedBatch> {
         let origins = batch.records.iter().map(|r| {
             let origin = RecordOrigin::new(&r.shard_id, &r.sequence_number);
             match ocsf {
@@ -469,10 +473,17 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
                 None => origin,
             }
         });
-        let jobs = envelopes.into_iter().zip(origins).collect();
-        match decode_records(jobs, keyrings, &self.filter, &self.settings.decode).await {
-            Ok(decoded) if decoded.len() == count => Some(decoded.into_iter().map(Fate::of).collect()),
-            Ok(_) => None,
+        let jobs = attach_keyrings(envelopes.into_iter().zip(origins).collect(), keyrings);
+        let decoder = Decoder {
+            filter: Arc::clone(&self.filter),
+            options: self.settings.decode.clone(),
+            compression: self.settings.layout.compression,
+            ndjson: self.settings.outputs.ndjson,
+            give_up: GiveUp::now(self.settings.give_up_after),
+        };
+        let batch = Arc::clone(batch);
+        match tokio::task::spawn_blocking(move || decoder.run(&batch, jobs)).await {
+            Ok(decoded) => Some(decoded),
             // Each record is already inside catch_unwind; reaching here means the pool itself failed.
             Err(err) => {
                 tracing::error!(error = %err, "the decode pool failed; retrying the whole batch");
@@ -485,14 +496,23 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
     /// bad record, then (NDJSON output) one archive object per arrival date-hour that kept any event,
     /// then (OCSF output) one Parquet object per event day. A bad record is quarantined once, whatever
     /// the outputs.
-    fn plan_writes(&self, batch: &Batch, resource: &ResourceId, settled: &[Fate], ocsf: Option<&OcsfSource>) -> Plan {
+    fn plan_writes(
+        &self,
+        batch: &Batch,
+        resource: &ResourceId,
+        settled: &[Fate],
+        hours: BTreeMap<HourKey, HourGroup>,
+        ocsf: Option<&OcsfSource>,
+    ) -> Plan {
         let mut plan = Plan {
             writes: self.quarantine_writes(batch, resource, settled),
             unencodable: None,
         };
-        if self.settings.outputs.ndjson {
-            for group in group_by_hour(batch, settled).into_values() {
-                plan.writes.extend(self.archive_object(batch, resource, group));
+        for group in hours.into_values() {
+            let first = group.first;
+            match self.archive_object(batch, resource, group) {
+                Ok(archive) => plan.writes.extend(archive),
+                Err(()) => plan.unencodable = earliest(plan.unencodable, Some(first)),
             }
         }
         if let (Some(lake), Some(source)) = (&self.settings.outputs.security_lake, ocsf) {
@@ -630,13 +650,18 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
     }
 
     /// The archive object of one date-hour, named by its shard and first and last sequence numbers;
-    /// `None` when every event was filtered out.
-    fn archive_object(&self, batch: &Batch, resource: &ResourceId, group: HourGroup) -> Option<Planned> {
+    /// `None` when every event was filtered out, `Err` if zstd could not allocate (retried).
+    fn archive_object(&self, batch: &Batch, resource: &ResourceId, group: HourGroup) -> Result<Option<Planned>, ()> {
         if group.events == 0 {
-            return None;
+            return Ok(None);
         }
-        let first = batch.records.get(group.first)?;
-        let last = batch.records.get(group.last)?;
+        let (Some(first), Some(last)) = (batch.records.get(group.first), batch.records.get(group.last)) else {
+            return Ok(None);
+        };
+        let Some(body) = group.body.finish() else {
+            tracing::error!("the archive object could not be compressed (out of memory?); the batch is retried from its first record");
+            return Err(());
+        };
         let layout = &self.settings.layout;
         let key = layout.archive_key(
             resource,
@@ -651,14 +676,14 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
             first_sequence: &first.sequence_number,
             last_sequence: &last.sequence_number,
         };
-        Some(Planned {
-            object: layout.archive_object(key, &group.lines).with_summary(&summary),
+        Ok(Some(Planned {
+            object: layout.encoded_archive_object(key, body).with_summary(&summary),
             first_index: group.first,
             counts: Counts {
                 events: group.events,
                 ..Counts::default()
             },
-        })
+        }))
     }
 
     /// Writes every planned object at once; a failed write is logged and remembered by the first
@@ -726,32 +751,6 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
         }
         metrics
     }
-}
-
-/// The decoded records grouped by arrival date-hour, in time order, each group keeping its records'
-/// lines in Kinesis order.
-fn group_by_hour<'a>(batch: &Batch, settled: &'a [Fate]) -> BTreeMap<(i64, u32, u32, u32), HourGroup<'a>> {
-    let mut groups: BTreeMap<(i64, u32, u32, u32), HourGroup<'a>> = BTreeMap::new();
-    for (index, (fate, input)) in settled.iter().zip(&batch.records).enumerate() {
-        let Fate::Decoded(rendered) = fate else { continue };
-        let arrival = UtcDateTime::from_unix_seconds(input.arrival_seconds);
-        let hour = (arrival.year, arrival.month, arrival.day, arrival.hour);
-        let group = groups.entry(hour).or_insert_with(|| HourGroup {
-            arrival,
-            first: index,
-            last: index,
-            records: 0,
-            events: 0,
-            lines: Vec::new(),
-        });
-        group.last = index;
-        group.records += u64::from(rendered.kept > 0);
-        group.events += rendered.kept;
-        if !rendered.lines.is_empty() {
-            group.lines.push(&rendered.lines);
-        }
-    }
-    groups
 }
 
 /// The OCSF events of the decoded records by event day (UTC, `YYYYMMDD`), each group in Kinesis order.
@@ -1142,6 +1141,83 @@ mod tests {
             input[0].sequence_number, input[1].sequence_number
         )));
         assert_eq!(lines(archiver.sink(), "activity/").len(), 6);
+    }
+
+    /// Records of 3 events make messages of about 1.4 KB: 1,800 of them are three decode windows.
+    fn gzip_archiver<K: DataKeySource>(keys: K) -> Archiver<K, MemorySink> {
+        let mut gzip = settings();
+        gzip.layout.compression = Compression::Gzip;
+        archiver_with(keys, MemorySink::default(), gzip)
+    }
+
+    fn gunzipped_statement_ids(sink: &MemorySink) -> Vec<u64> {
+        let text: Vec<u8> = sink
+            .objects()
+            .values()
+            .flat_map(|o| crate::pipeline::gunzip::gunzip(&o.body, 1 << 30).unwrap())
+            .collect();
+        String::from_utf8(text)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["statementId"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_several_windows_is_archived_whole_in_order_and_byte_identical_when_retried() {
+        let archiver = gzip_archiver(StaticKeySource::new(&KEY));
+        // Half the records arrive in one hour, half in the next, each hour across window boundaries.
+        let input = records(1800, 1_795_316_400.0 - 900.0);
+        let messages: usize = input
+            .iter()
+            .map(|r| Envelope::parse(r.data.as_ref().unwrap()).unwrap().message.len())
+            .sum();
+        assert!(messages > 2 * windows::WINDOW_MESSAGE_BYTES, "{messages} bytes");
+        let outcome = archiver.process(batch(input.clone())).await;
+        assert_eq!((outcome.retry_from, outcome.metrics.events_archived), (None, 5400));
+        let first = archiver.sink().objects();
+        assert_eq!(first.len(), 2, "one object per hour, however many windows");
+        let ids = gunzipped_statement_ids(archiver.sink());
+        assert_eq!(ids.len(), 5400);
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "Kinesis order across windows and hours"
+        );
+        archiver.process(batch(input)).await;
+        assert!(
+            archiver.sink().objects() == first,
+            "a retried batch writes the same bytes"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_retry_point_in_a_later_window_archives_the_windows_before_it_and_nothing_after() {
+        let archiver = gzip_archiver(Throttling);
+        let mut input = records(1800, 1_795_316_400.0);
+        let mut env = Envelope::parse(input[1500].data.as_ref().unwrap()).unwrap();
+        env.key_blob = b"throttled".to_vec();
+        input[1500].data = Some(env.to_json());
+        input[1700].data = Some(b"bad".to_vec()); // after the retry point: not quarantined now
+        let outcome = archiver.process(batch(input.clone())).await;
+        assert_eq!(
+            outcome.retry_from.as_deref(),
+            Some(input[1500].sequence_number.as_str())
+        );
+        assert_eq!(
+            (outcome.metrics.records_retried, outcome.metrics.records_quarantined),
+            (300, 0)
+        );
+        let keys: Vec<String> = archiver.sink().objects().into_keys().collect();
+        assert_eq!(keys.len(), 1);
+        assert!(keys[0].ends_with(&format!(
+            "{}-{}.ndjson.gz",
+            input[0].sequence_number, input[1499].sequence_number
+        )));
+        assert_eq!(gunzipped_statement_ids(archiver.sink()).len(), 4500);
     }
 
     /// Fails every write whose key contains `hour=03`.
