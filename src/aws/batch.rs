@@ -1143,7 +1143,8 @@ mod tests {
         assert_eq!(lines(archiver.sink(), "activity/").len(), 6);
     }
 
-    /// Records of 3 events make messages of about 1.4 KB: 1,800 of them are three decode windows.
+    /// Records of 3 events make messages of about 830 bytes: 1,800 of them are two decode windows,
+    /// the first ending near record 1,270.
     fn gzip_archiver<K: DataKeySource>(keys: K) -> Archiver<K, MemorySink> {
         let mut gzip = settings();
         gzip.layout.compression = Compression::Gzip;
@@ -1176,7 +1177,10 @@ mod tests {
             .iter()
             .map(|r| Envelope::parse(r.data.as_ref().unwrap()).unwrap().message.len())
             .sum();
-        assert!(messages > 2 * windows::WINDOW_MESSAGE_BYTES, "{messages} bytes");
+        assert!(
+            messages > windows::WINDOW_MESSAGE_BYTES,
+            "two windows at least: {messages} bytes"
+        );
         let outcome = archiver.process(batch(input.clone())).await;
         assert_eq!((outcome.retry_from, outcome.metrics.events_archived), (None, 5400));
         let first = archiver.sink().objects();

@@ -41,24 +41,34 @@ pub enum GunzipError {
 
 /// Decompresses one or more concatenated gzip members, failing past `max_len` output bytes.
 pub fn gunzip(input: &[u8], max_len: usize) -> Result<Vec<u8>, GunzipError> {
+    let mut out = Vec::new();
+    gunzip_into(input, max_len, &mut out)?;
+    Ok(out)
+}
+
+/// [`gunzip`] into a caller's buffer, replacing its contents, so a thread inflating many payloads
+/// reuses one allocation.
+pub fn gunzip_into(input: &[u8], max_len: usize, out: &mut Vec<u8>) -> Result<(), GunzipError> {
+    out.clear();
     match input {
         [0x1f, 0x8b, ..] => {}
         [a, b, ..] => return Err(GunzipError::NotGzip([*a, *b])),
         _ => return Err(GunzipError::TooShort(input.len())),
     }
-    if let Some(out) = single_member(input, max_len) {
-        return Ok(out);
+    if single_member(input, max_len, out) {
+        return Ok(());
     }
-    let mut out = Vec::with_capacity(initial_capacity(input, max_len));
+    out.clear();
+    out.reserve(initial_capacity(input, max_len));
     let limit = u64::try_from(max_len).unwrap_or(u64::MAX).saturating_add(1);
     MultiGzDecoder::new(input)
         .take(limit)
-        .read_to_end(&mut out)
+        .read_to_end(out)
         .map_err(GunzipError::Corrupt)?;
     if out.len() > max_len {
         return Err(GunzipError::TooLarge { limit: max_len });
     }
-    Ok(out)
+    Ok(())
 }
 
 thread_local! {
@@ -75,25 +85,31 @@ thread_local! {
 /// its result only when it has the size the input's last 4 bytes state. What this lets through is
 /// bytes after the member that are not a member and end with its size: the content is still exact,
 /// where the streaming decoder would have refused the junk.
-fn single_member(input: &[u8], max_len: usize) -> Option<Vec<u8>> {
+fn single_member(input: &[u8], max_len: usize, out: &mut Vec<u8>) -> bool {
     if input
         .get(1..)
         .is_some_and(|rest| memchr::memmem::find(rest, &[0x1f, 0x8b, 0x08]).is_some())
     {
-        return None;
+        return false;
     }
-    let trailer = input.len().checked_sub(4).and_then(|start| input.get(start..))?;
-    let size = usize::try_from(u32::from_le_bytes(trailer.try_into().ok()?)).ok()?;
+    let Some(size) = trailer_size(input) else {
+        return false;
+    };
     if size > max_len || size > input.len().saturating_mul(MAX_DEFLATE_RATIO) {
-        return None;
+        return false;
     }
-    let mut out = vec![0u8; size];
+    out.resize(size, 0);
     let written = DECOMPRESSOR
-        .try_with(|d| d.try_borrow_mut().ok().map(|mut d| d.gzip_decompress(input, &mut out)))
+        .try_with(|d| d.try_borrow_mut().ok().map(|mut d| d.gzip_decompress(input, out)))
         .ok()
-        .flatten()?
-        .ok()?;
-    (written == size).then_some(out)
+        .flatten();
+    matches!(written, Some(Ok(n)) if n == size)
+}
+
+/// The size the gzip trailer (ISIZE, the last 4 bytes) states.
+fn trailer_size(input: &[u8]) -> Option<usize> {
+    let trailer = input.len().checked_sub(4).and_then(|start| input.get(start..))?;
+    usize::try_from(u32::from_le_bytes(trailer.try_into().ok()?)).ok()
 }
 
 /// Deflate's largest expansion: a stored length/distance pair of 258 bytes costs at least 2 bits,
@@ -167,13 +183,15 @@ mod tests {
                 })
                 .collect();
             let gz = gzip(&data);
-            assert_eq!(single_member(&gz, 1 << 20).as_deref(), Some(&data[..]), "{len}");
+            let mut fast = Vec::new();
+            assert!(single_member(&gz, 1 << 20, &mut fast), "{len}");
+            assert_eq!(fast, data, "{len}");
             let mut streamed = Vec::new();
             MultiGzDecoder::new(&gz[..]).read_to_end(&mut streamed).unwrap();
             assert_eq!(gunzip(&gz, 1 << 20).unwrap(), streamed);
             // Over the cap, the fast path steps aside and the streaming decoder reports it.
             if len > 0 {
-                assert!(single_member(&gz, len - 1).is_none());
+                assert!(!single_member(&gz, len - 1, &mut fast));
                 assert!(matches!(gunzip(&gz, len - 1), Err(GunzipError::TooLarge { .. })));
             }
         }

@@ -10,6 +10,8 @@
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use zeroize::Zeroize;
+
 use crate::pipeline::activity::{ActivityError, ActivityRecord, ParseLimits};
 use crate::pipeline::envelope::{Envelope, EnvelopeError};
 use crate::pipeline::esdk::{self, DecryptOptions, EncryptOptions, EsdkError, KeyringError, RawAesKeyring, SuiteId};
@@ -203,10 +205,75 @@ fn render(
     options: &DecodeOptions,
     origin: &RecordOrigin,
 ) -> Result<Rendered, RecordError> {
-    let payload = decode(envelope, keyring, options)?;
-    let activity = ActivityRecord::parse(&payload.json, options.payload)?;
+    let render = |scratch: &mut Scratch| render_with(envelope, keyring, filter, options, origin, scratch);
+    // A thread renders one record at a time, so its scratch buffers are free here; were they not
+    // (a re-entrant call), fresh ones do the same work.
+    SCRATCH
+        .try_with(|cell| cell.try_borrow_mut().ok().map(|mut scratch| render(&mut scratch)))
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| render(&mut Scratch::default()))
+}
+
+/// One thread's buffers for a record's plaintext (the gzip'ed payload) and its JSON, reused from
+/// record to record instead of allocated, zeroed and freed each time.
+#[derive(Default)]
+struct Scratch {
+    plaintext: Vec<u8>,
+    json: Vec<u8>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+/// Buffers larger than this (a record of thousands of events) are not kept for the next record.
+const KEPT_SCRATCH_LEN: usize = 1 << 20;
+
+fn render_with(
+    envelope: &Envelope,
+    keyring: &RawAesKeyring,
+    filter: &Filter,
+    options: &DecodeOptions,
+    origin: &RecordOrigin,
+    scratch: &mut Scratch,
+) -> Result<Rendered, RecordError> {
+    let decoded = decode_into(envelope, keyring, options, scratch);
+    let rendered = decoded.and_then(|()| render_events(&scratch.json, filter, options, origin));
+    // The plaintext is the gzip'ed audit payload: wiped rather than left in a long-lived buffer
+    // (only what this record wrote: the rest of the capacity was wiped by earlier records).
+    scratch.plaintext.as_mut_slice().zeroize();
+    scratch.plaintext.clear();
+    for buffer in [&mut scratch.plaintext, &mut scratch.json] {
+        if buffer.capacity() > KEPT_SCRATCH_LEN {
+            *buffer = Vec::new();
+        }
+    }
+    rendered
+}
+
+/// [`decode`] into the scratch buffers.
+fn decode_into(
+    envelope: &Envelope,
+    keyring: &RawAesKeyring,
+    options: &DecodeOptions,
+    scratch: &mut Scratch,
+) -> Result<(), RecordError> {
+    esdk::decrypt_into(&envelope.message, keyring, &options.esdk, &mut scratch.plaintext)?;
+    gunzip::gunzip_into(&scratch.plaintext, options.max_decompressed_len, &mut scratch.json)?;
+    Ok(())
+}
+
+/// The payload's events, filtered and formatted.
+fn render_events(
+    json: &[u8],
+    filter: &Filter,
+    options: &DecodeOptions,
+    origin: &RecordOrigin,
+) -> Result<Rendered, RecordError> {
+    let activity = ActivityRecord::parse(json, options.payload)?;
     let mut rendered = Rendered {
-        lines: Vec::with_capacity(payload.json.len() + activity.events.len() * 96),
+        lines: Vec::with_capacity(json.len() + activity.events.len() * 96),
         ..Rendered::default()
     };
     for (index, event) in activity.events.iter().enumerate() {
@@ -332,6 +399,52 @@ mod tests {
             matches!(err, RecordError::Esdk(EsdkError::NoDataKey { count: 1 })),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_failed_decryption_leaves_the_reused_plaintext_buffer_empty_and_the_next_record_decodes() {
+        let keyring = RawAesKeyring::das(&[6u8; 32]).unwrap();
+        let good =
+            Envelope::parse(&encode(b"{\"a\":1}", &[6u8; 32], b"blob", &EncodeOptions::default()).unwrap()).unwrap();
+        let mut tampered = good.clone();
+        let last = tampered.message.len() - 20;
+        tampered.message[last] ^= 1;
+        let options = DecodeOptions::default();
+        let mut plaintext = b"left over from an earlier record".to_vec();
+        assert!(esdk::decrypt_into(&tampered.message, &keyring, &options.esdk, &mut plaintext).is_err());
+        assert!(plaintext.is_empty(), "no unauthenticated bytes stay in the buffer");
+        esdk::decrypt_into(&good.message, &keyring, &options.esdk, &mut plaintext).unwrap();
+        let mut json = b"stale".repeat(1000);
+        gunzip::gunzip_into(&plaintext, 1 << 20, &mut json).unwrap();
+        assert_eq!(json, b"{\"a\":1}");
+    }
+
+    #[test]
+    fn records_rendered_one_after_another_on_a_thread_come_out_as_if_each_were_alone() {
+        use crate::pipeline::filter::FilterSpec;
+        let keyring = RawAesKeyring::das(&[7u8; 32]).unwrap();
+        let filter = Filter::new(&FilterSpec::default()).unwrap();
+        let record = |n: usize| {
+            let events: Vec<_> = (0..n)
+                .map(|i| json!({"type":"record","commandText": format!("select {i}")}))
+                .collect();
+            let data = encode(
+                &payload_json("cluster-A", "db-B", &events),
+                &[7u8; 32],
+                b"blob",
+                &EncodeOptions::default(),
+            );
+            Envelope::parse(&data.unwrap()).unwrap()
+        };
+        let (large, small) = (record(40), record(1));
+        let origin = RecordOrigin::new("shardId-1", "49");
+        let alone = render_record(&small, &keyring, &filter, &DecodeOptions::default(), &origin).unwrap();
+        let after_large = {
+            render_record(&large, &keyring, &filter, &DecodeOptions::default(), &origin).unwrap();
+            render_record(&small, &keyring, &filter, &DecodeOptions::default(), &origin).unwrap()
+        };
+        assert_eq!(after_large, alone);
+        assert_eq!(alone.kept, 1);
     }
 
     #[test]

@@ -27,7 +27,7 @@ mod reader;
 mod suite;
 
 use base64::Engine as _;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 pub use body::{Frame, FrameKind};
 pub use encrypt::{encrypt, EncryptOptions};
@@ -163,6 +163,35 @@ impl<'a> Message<'a> {
 
     /// Authenticates and decrypts the message; returns the plaintext only if everything verified.
     pub fn decrypt(&self, keyring: &RawAesKeyring, policy: &DecryptPolicy) -> Result<Vec<u8>, EsdkError> {
+        let mut plaintext = Vec::new();
+        self.decrypt_into(keyring, policy, &mut plaintext)?;
+        Ok(plaintext)
+    }
+
+    /// [`Message::decrypt`] into a caller's buffer (replacing its contents), so a caller decrypting
+    /// many messages reuses one allocation. On any failure the buffer is wiped and left empty: no
+    /// unauthenticated plaintext is ever left in it.
+    pub fn decrypt_into(
+        &self,
+        keyring: &RawAesKeyring,
+        policy: &DecryptPolicy,
+        plaintext: &mut Vec<u8>,
+    ) -> Result<(), EsdkError> {
+        // `resize` below writes every byte of the new contents, so the old ones need no wiping here.
+        plaintext.clear();
+        let result = self.decrypt_frames(keyring, policy, plaintext);
+        if result.is_err() {
+            plaintext.zeroize();
+        }
+        result
+    }
+
+    fn decrypt_frames(
+        &self,
+        keyring: &RawAesKeyring,
+        policy: &DecryptPolicy,
+        plaintext: &mut Vec<u8>,
+    ) -> Result<(), EsdkError> {
         let header = &self.header;
         let suite = &header.suite;
         policy.check(suite)?;
@@ -176,9 +205,8 @@ impl<'a> Message<'a> {
         key.open(&header.header_iv, header.body_bytes, &[], header.auth_tag, &mut [])
             .map_err(|_| EsdkError::HeaderAuthentication)?;
 
-        // Plaintext lives in a zeroizing buffer until the last check passes: a failure wipes it.
-        let mut plaintext = Zeroizing::new(vec![0u8; self.plaintext_len()]);
-        let mut rest: &mut [u8] = &mut plaintext;
+        plaintext.resize(self.plaintext_len(), 0);
+        let mut rest: &mut [u8] = plaintext;
         let mut aad = Vec::with_capacity(header.message_id.len() + 48);
         for frame in &self.frames {
             let (out, tail) = rest.split_at_mut(frame.ciphertext.len());
@@ -195,8 +223,7 @@ impl<'a> Message<'a> {
                     sequence: frame.sequence,
                 })?;
         }
-        self.verify_signature()?;
-        Ok(std::mem::take(&mut *plaintext))
+        self.verify_signature()
     }
 
     fn verify_signature(&self) -> Result<(), EsdkError> {
@@ -225,12 +252,40 @@ impl<'a> Message<'a> {
 
 /// Parses, authenticates and decrypts one ESDK message with a raw AES keyring.
 pub fn decrypt(bytes: &[u8], keyring: &RawAesKeyring, options: &DecryptOptions) -> Result<Decrypted, EsdkError> {
+    let mut plaintext = Vec::new();
+    let header = decrypt_into(bytes, keyring, options, &mut plaintext)?;
+    Ok(Decrypted {
+        plaintext,
+        suite: header.suite,
+        frame_length: header.frame_length,
+        frame_count: header.frame_count,
+    })
+}
+
+/// What a decrypted message's header said (see [`decrypt_into`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecryptedHeader {
+    /// The algorithm suite the message used.
+    pub suite: SuiteId,
+    /// Frame length (0 for non-framed).
+    pub frame_length: u32,
+    /// Number of frames (1 for non-framed).
+    pub frame_count: usize,
+}
+
+/// [`decrypt`] into a caller's buffer, replacing its contents (wiped and empty on failure), so a
+/// thread decrypting many records reuses one allocation.
+pub fn decrypt_into(
+    bytes: &[u8],
+    keyring: &RawAesKeyring,
+    options: &DecryptOptions,
+    plaintext: &mut Vec<u8>,
+) -> Result<DecryptedHeader, EsdkError> {
     let message = Message::parse(bytes, &options.limits)?;
     // The policy is checked before any key work, and again inside `Message::decrypt` for direct callers.
     options.policy.check(&message.header.suite)?;
-    let plaintext = message.decrypt(keyring, &options.policy)?;
-    Ok(Decrypted {
-        plaintext,
+    message.decrypt_into(keyring, &options.policy, plaintext)?;
+    Ok(DecryptedHeader {
         suite: message.header.suite.id,
         frame_length: message.header.frame_length,
         frame_count: message.frames.len(),
