@@ -104,9 +104,15 @@ pub fn map_event(
     let mut line = Vec::with_capacity(event.raw_json().len() + 96);
     let at = LineContext::kinesis(provenance.shard_id, provenance.sequence_number, provenance.event_index);
     filter.write_line(event, record, &at, &mut line);
+    map_written_line(&line, provenance)
+}
+
+/// The OCSF event for a line that [`Filter::write_line`] just wrote for a kept event: how the
+/// pipeline maps what it archives without filtering and writing each event a second time.
+pub fn map_written_line(line: &[u8], provenance: &Provenance<'_>) -> Option<Value> {
     // A line from `write_line` is always a JSON object; if it ever were not, the event still maps
     // (from provenance alone) rather than being lost.
-    let fields = serde_json::from_slice::<Map<String, Value>>(&line).unwrap_or_default();
+    let fields = serde_json::from_slice::<Map<String, Value>>(line).unwrap_or_default();
     map_line(fields, provenance)
 }
 

@@ -279,13 +279,13 @@ fn render_events(
     for (index, event) in activity.events.iter().enumerate() {
         match filter.verdict(event) {
             Verdict::Keep => {
+                let start = rendered.lines.len();
                 filter.write_line(event, &activity, &origin.line(index), &mut rendered.lines);
                 rendered.kept += 1;
                 if let Some(source) = origin.ocsf.as_deref() {
+                    let line = rendered.lines.get(start..).unwrap_or_default();
                     let provenance = origin.provenance(source, index);
-                    rendered
-                        .ocsf
-                        .extend(ocsf::map_event(event, &activity, &provenance, filter));
+                    rendered.ocsf.extend(ocsf::map_written_line(line, &provenance));
                 }
             }
             Verdict::Filtered => rendered.filtered += 1,
