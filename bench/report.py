@@ -221,14 +221,20 @@ def whole_process_table(variants):
     """Section 7: `das replay` as a whole process against the Python SDK on the same records."""
     if not variants:
         return "(not measured in this run)"
-    rows = ["| records | das replay wall µs/record | CPU µs/record | CPUs used | peak RSS | event size | "
-            "Python µs/record | speed-up (wall) | speed-up (CPU) |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = ["| records | archive | das replay wall µs/record | CPU µs/record | CPUs used | peak RSS | event size | "
+            "Python µs/record | speed-up (wall) | speed-up (CPU) |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for vid, v in variants.items():
         rows.append(
-            f"| {vid} | {fmt(v['wall_us_per_record'], 2)} | {fmt(v['cpu_us_per_record'], 2)} | {fmt(v['cpus_used'], 2)} "
+            f"| {vid} | {v.get('compression', 'gzip')} | {fmt(v['wall_us_per_record'], 2)} | {fmt(v['cpu_us_per_record'], 2)} | {fmt(v['cpus_used'], 2)} "
             f"| {fmt(v['peak_rss_bytes'] / 2**20, 0)} MiB | {fmt(v['event_bytes'] / 2**20, 1)} MiB "
             f"| {fmt(v['python_us_per_record'], 1)} | {fmt(v['speedup_wall'], 1, '×')} | {fmt(v['speedup_cpu'], 1, '×')} |")
     return "\n".join(rows)
+
+
+def whole_process_runs(results):
+    """How many runs each whole-process figure is the median of."""
+    variants = results.get("whole_process") or {}
+    return next((v["runs"] for v in variants.values()), "–")
 
 
 def whole_process_rows(results):
@@ -356,7 +362,7 @@ modules (`bench/reference.py kms`): **{fmt(kms.get('per_record_path'))}**
 
 `compress-<codec>`: the NDJSON lines of 32 different records of a shape compressed as one archive object, as
 the Lambda does, with gzip level 6 (libdeflate; `DAS_COMPRESSION=gzip`, the default), zstd level 1, and zstd
-level 3 (`DAS_COMPRESSION=zstd`); time and object size divided by the 32 records. "ratio" = NDJSON bytes ÷
+level 3; `DAS_COMPRESSION=zstd` writes level 1. Time and object size divided by the 32 records. "ratio" = NDJSON bytes ÷
 object bytes.
 
 {compression_table(results.get('compression'))}
@@ -366,8 +372,8 @@ object bytes.
 `bench/whole_process.py`: `das simulate --to-event-file` writes one Lambda Kinesis event of 10,000 records
 (no heartbeats; data key = a wrapping key in hand, so KMS is out of it), and `das replay EVENT --wrapping-key K
 --out-dir D` runs the Lambda's batch handler on it as one process (read and parse the event, base64, decrypt,
-gunzip, parse, filter, NDJSON, gzip-6 in parallel members, write), median of
-{next(iter((results.get('whole_process') or {{}}).values()), {{}}).get('runs', '–')} runs after a warm-up, timed from outside:
+gunzip, parse, filter, NDJSON, gzip-6 in parallel members or zstd-1, write), median of
+{whole_process_runs(results)} runs after a warm-up, timed from outside:
 wall time, user + system CPU and peak RSS from the kernel's rusage. Python: the official
 `aws-encryption-sdk` doing only base64 + `json.loads` of the Kinesis data, base64 of the message, decrypt,
 gunzip and `json.loads` of the payload for the same records, key in hand (single-threaded: CPU = wall).

@@ -18,7 +18,8 @@ single-threaded, so its CPU time is its wall time.
     whole_process.py DAS_BINARY OUT_JSON [--records N] [--runs R]
 
 Variants: one-event records of suite 0x0178 (Aurora PostgreSQL) and 0x0378 (Aurora MySQL, signed),
-and 20-event 0x0178 records. Run with the project's virtualenv (.venv/bin/python).
+and 20-event 0x0178 records, with gzip archives (the default); and the 0x0178 ones again with zstd
+archives (`DAS_COMPRESSION=zstd`). Run with the project's virtualenv (.venv/bin/python).
 """
 
 import argparse
@@ -37,10 +38,14 @@ import esdk_oracle  # noqa: E402  (the DAS sample's key provider and client, sha
 
 WRAPPING_KEY = "42" * 32
 VARIANTS = [
-    # id, engine, suite, events per record
-    ("1-event-0178", "aurora-postgresql", "0178", 1),
-    ("1-event-0378", "aurora-mysql", "0378", 1),
-    ("20-events-0178", "aurora-postgresql", "0178", 20),
+    # id, engine, suite, events per record, archive compression (DAS_COMPRESSION)
+    ("1-event-0178", "aurora-postgresql", "0178", 1, "gzip"),
+    ("1-event-0378", "aurora-mysql", "0378", 1, "gzip"),
+    ("20-events-0178", "aurora-postgresql", "0178", 20, "gzip"),
+    # The same records with zstd archives: Python writes no output at all, so these show what the
+    # output's compression costs in the rows above.
+    ("1-event-0178-zstd", "aurora-postgresql", "0178", 1, "zstd"),
+    ("20-events-0178-zstd", "aurora-postgresql", "0178", 20, "zstd"),
 ]
 
 
@@ -54,9 +59,9 @@ def simulate(das, path, engine, suite, events, records):
     )
 
 
-def run_replay(das, event, out_dir):
+def run_replay(das, event, out_dir, compression):
     """One `das replay` process: (wall s, CPU s, peak RSS bytes)."""
-    env = dict(os.environ, AWS_EC2_METADATA_DISABLED="true", AWS_REGION="us-east-1")
+    env = dict(os.environ, AWS_EC2_METADATA_DISABLED="true", AWS_REGION="us-east-1", DAS_COMPRESSION=compression)
     start = time.perf_counter()
     child = subprocess.Popen(
         [das, "replay", event, "--wrapping-key", WRAPPING_KEY, "--out-dir", out_dir],
@@ -87,22 +92,31 @@ def python_path(event):
     return (time.process_time() - start) / len(records), len(records)
 
 
-def variant(das, work, vid, engine, suite, events, records, runs):
+def python_in_own_process(event):
+    """`python_path` in a child process: the records it loads must not swell this process, whose
+    size every `das replay` child inherits into its peak RSS until it execs."""
+    out = subprocess.run([sys.executable, __file__, "--python-path", event], check=True, capture_output=True)
+    return json.loads(out.stdout)["seconds_per_record"]
+
+
+def variant(das, work, vid, engine, suite, events, compression, records, runs):
     """One variant's figures."""
-    event = os.path.join(work, f"{vid}.json")
-    simulate(das, event, engine, suite, events, records)
+    event = os.path.join(work, f"{engine}-{suite}-{events}.json")
+    if not os.path.exists(event):
+        simulate(das, event, engine, suite, events, records)
     samples = []
     for run in range(runs + 1):
         out_dir = os.path.join(work, f"out-{vid}-{run}")
-        samples.append(run_replay(das, event, out_dir))
+        samples.append(run_replay(das, event, out_dir, compression))
         subprocess.run(["rm", "-rf", out_dir], check=True)
     samples = samples[1:]  # the first run warms the page cache
-    python_s, _ = python_path(event)
+    python_s = python_in_own_process(event)
     wall_us = statistics.median(s[0] for s in samples) / records * 1e6
     cpu_us = statistics.median(s[1] for s in samples) / records * 1e6
     result = {
         "records": records,
         "events_per_record": events,
+        "compression": compression,
         "event_bytes": os.path.getsize(event),
         "runs": runs,
         "wall_us_per_record": round(wall_us, 2),
@@ -120,6 +134,10 @@ def variant(das, work, vid, engine, suite, events, records, runs):
 
 
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--python-path":
+        seconds, _ = python_path(sys.argv[2])
+        print(json.dumps({"seconds_per_record": seconds}))
+        return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("das")
     parser.add_argument("out")
@@ -129,10 +147,10 @@ def main():
     args = parser.parse_args()
     results = {}
     with tempfile.TemporaryDirectory() as work:
-        for vid, engine, suite, events in VARIANTS:
+        for vid, engine, suite, events, compression in VARIANTS:
             if args.only and vid != args.only:
                 continue
-            results[vid] = variant(args.das, work, vid, engine, suite, events, args.records, args.runs)
+            results[vid] = variant(args.das, work, vid, engine, suite, events, compression, args.records, args.runs)
     with open(args.out, "w", encoding="utf-8") as f:
         json.dump(results, f, indent=2)
 

@@ -24,7 +24,7 @@ pub enum Compression {
     /// gzip (`.ndjson.gz`), the default: DAS JSON compresses about 10:1.
     #[default]
     Gzip,
-    /// zstd (`.ndjson.zst`), level 3. Athena engine 3 reads ZSTD text files, JSON included, telling
+    /// zstd (`.ndjson.zst`), level 1. Athena engine 3 reads ZSTD text files, JSON included, telling
     /// the codec by the extension (<https://docs.aws.amazon.com/athena/latest/ug/compression-support-hive.html>).
     Zstd,
     /// Plain NDJSON (`.ndjson`).
