@@ -10,8 +10,9 @@
 //! boundaries, and each chunk becomes one gzip member on the CPU pool, so all cores compress. A gzip
 //! file is by definition "a series of members" that decompress to their concatenation (RFC 1952,
 //! section 2.2, <https://www.rfc-editor.org/rfc/rfc1952#section-2.2>; GNU `gunzip`
-//! <https://www.gnu.org/software/gzip/manual/html_node/Advanced-usage.html>, Python's `gzip`, zlib's
-//! `MultiGzDecoder`, and Hadoop's and Trino's gzip readers all read them). zstd objects are one
+//! <https://www.gnu.org/software/gzip/manual/html_node/Advanced-usage.html>, Python's `gzip` and flate2's
+//! `MultiGzDecoder` read them, tested; so does Java's `GZIPInputStream`, which Athena's Trino engine
+//! reads gzip text with, not tested here). zstd objects are one
 //! frame, compressed by one streaming encoder: several frames are valid zstd too, but some readers
 //! (Python's `zstandard.decompress`) stop after the first.
 //!
@@ -92,9 +93,9 @@ impl ObjectEncoder {
 pub const MEMBER_LEN: usize = 1 << 20;
 
 /// The zstd level of archive objects: 1. On DAS NDJSON it is as small as level 3 (zstd's default)
-/// or smaller, and up to twice as fast (`make bench`, section 6: 500-event records, 21.2 KB in 365 µs
-/// against 22.4 KB in 696 µs; a whole 10,000-record object, 424 KB against 460 KB); gzip-6 takes 5 to
-/// 7 times as long for the same size.
+/// or smaller, and no slower (`make bench`, section 6, two runs on 2026-12-02: 500-event records,
+/// 21.2 KB in 365–546 µs against 22.2–22.4 KB in 600–696 µs; a whole 10,000-record object, 424 KB
+/// against 460 KB); gzip-6 takes about 5 times as long for the same size.
 pub const ZSTD_LEVEL: i32 = 1;
 
 /// Gzip (libdeflate, level 6) of the concatenation of `pieces`, as one member per chunk of about

@@ -10,6 +10,7 @@ mod common;
 mod ocsf_corpus;
 
 mod architecture;
+mod archive_readers;
 mod cli;
 mod das_sample;
 mod encoder_roundtrip;
