@@ -62,17 +62,19 @@ def simulate(das, path, engine, suite, events, records):
 def run_replay(das, event, out_dir, compression):
     """One `das replay` process: (wall s, CPU s, peak RSS bytes)."""
     env = dict(os.environ, AWS_EC2_METADATA_DISABLED="true", AWS_REGION="us-east-1", DAS_COMPRESSION=compression)
-    start = time.perf_counter()
-    child = subprocess.Popen(
-        [das, "replay", event, "--wrapping-key", WRAPPING_KEY, "--out-dir", out_dir],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
-    )
-    _, status, usage = os.wait4(child.pid, 0)
-    wall = time.perf_counter() - start
-    stderr = child.stderr.read().decode(errors="replace")
-    child.stderr.close()
-    if status != 0:
-        raise SystemExit(f"das replay failed ({status}): {stderr}")
+    # stderr goes to a file, not a pipe: nobody reads a pipe until the child has exited, so a chatty
+    # run would fill it and block.
+    with tempfile.TemporaryFile() as stderr:
+        start = time.perf_counter()
+        child = subprocess.Popen(
+            [das, "replay", event, "--wrapping-key", WRAPPING_KEY, "--out-dir", out_dir],
+            stdout=subprocess.DEVNULL, stderr=stderr, env=env,
+        )
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - start
+        if status != 0:
+            stderr.seek(0)
+            raise SystemExit(f"das replay failed ({status}): {stderr.read().decode(errors='replace')}")
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024
 
 

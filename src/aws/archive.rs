@@ -200,15 +200,15 @@ impl Layout {
     }
 
     /// The archive object of a body that [`compress::ObjectEncoder`] compressed; a plain body whose
-    /// key was named for compression loses the extension.
+    /// key was named for zstd (zstd could not allocate) loses the extension.
     pub fn encoded_archive_object(&self, key: String, encoded: compress::Encoded) -> Object {
         let (key, content_encoding) = match encoded.compression {
             Compression::Gzip => (key, Some("gzip")),
             // Browsers and HTTP clients do not all decode zstd; the extension says it.
             Compression::Zstd => (key, None),
             Compression::None => {
-                let plain = key.strip_suffix(".gz").or_else(|| key.strip_suffix(".zst"));
-                (plain.map_or(key.clone(), str::to_owned), None)
+                let plain = key.strip_suffix(".zst").map(str::to_owned);
+                (plain.unwrap_or(key), None)
             }
         };
         Object {

@@ -110,14 +110,6 @@ pub fn gzip(pieces: &[&[u8]]) -> Vec<u8> {
     members.concat()
 }
 
-/// zstd (level [`ZSTD_LEVEL`]) of the concatenation of `pieces`, one frame; `None` only if zstd
-/// could not allocate its state.
-pub fn zstd(pieces: &[&[u8]]) -> Option<Vec<u8>> {
-    let mut encoder = ObjectEncoder::new(Compression::Zstd);
-    encoder.append(pieces);
-    encoder.finish().map(|encoded| encoded.body)
-}
-
 /// Consecutive runs of `pieces` of at least `target` bytes each (the last may be shorter). A piece is
 /// never split: it is one record's lines, and a record larger than `target` is a chunk of its own.
 fn chunks<'a, 'b>(pieces: &'b [&'a [u8]], target: usize) -> Vec<&'b [&'a [u8]]> {
@@ -297,7 +289,9 @@ mod tests {
     #[test]
     fn zstd_objects_are_one_frame_of_the_lines() {
         let data = lines(20_000);
-        let body = zstd(&pieces(&data)).unwrap();
+        let mut encoder = ObjectEncoder::new(Compression::Zstd);
+        encoder.append(&pieces(&data));
+        let body = encoder.finish().unwrap().body;
         let mut decoder = zstd::stream::Decoder::new(body.as_slice()).unwrap().single_frame();
         let mut first_frame = Vec::new();
         std::io::Read::read_to_end(&mut decoder, &mut first_frame).unwrap();

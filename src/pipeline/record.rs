@@ -90,12 +90,12 @@ pub fn decode(
     keyring: &RawAesKeyring,
     options: &DecodeOptions,
 ) -> Result<DecodedPayload, RecordError> {
-    let decrypted = esdk::decrypt(&envelope.message, keyring, &options.esdk)?;
-    let json = gunzip::gunzip(&decrypted.plaintext, options.max_decompressed_len)?;
+    let mut scratch = Scratch::default();
+    let header = decode_into(envelope, keyring, options, &mut scratch)?;
     Ok(DecodedPayload {
-        json,
-        suite: decrypted.suite,
-        frame_length: decrypted.frame_length,
+        json: scratch.json,
+        suite: header.suite,
+        frame_length: header.frame_length,
     })
 }
 
@@ -239,7 +239,7 @@ fn render_with(
     scratch: &mut Scratch,
 ) -> Result<Rendered, RecordError> {
     let decoded = decode_into(envelope, keyring, options, scratch);
-    let rendered = decoded.and_then(|()| render_events(&scratch.json, filter, options, origin));
+    let rendered = decoded.and_then(|_| render_events(&scratch.json, filter, options, origin));
     // The plaintext is the gzip'ed audit payload: wiped rather than left in a long-lived buffer
     // (only what this record wrote: the rest of the capacity was wiped by earlier records).
     scratch.plaintext.as_mut_slice().zeroize();
@@ -252,16 +252,17 @@ fn render_with(
     rendered
 }
 
-/// [`decode`] into the scratch buffers.
+/// Decrypts and decompresses a record's payload into the scratch buffers ([`decode`] and the
+/// renderer both decode here).
 fn decode_into(
     envelope: &Envelope,
     keyring: &RawAesKeyring,
     options: &DecodeOptions,
     scratch: &mut Scratch,
-) -> Result<(), RecordError> {
-    esdk::decrypt_into(&envelope.message, keyring, &options.esdk, &mut scratch.plaintext)?;
+) -> Result<esdk::DecryptedHeader, RecordError> {
+    let header = esdk::decrypt_into(&envelope.message, keyring, &options.esdk, &mut scratch.plaintext)?;
     gunzip::gunzip_into(&scratch.plaintext, options.max_decompressed_len, &mut scratch.json)?;
-    Ok(())
+    Ok(header)
 }
 
 /// The payload's events, filtered and formatted.
