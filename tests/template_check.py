@@ -556,6 +556,117 @@ def check_source_account(_template, source_path):
     return f"{source_path}: stream policies and key policy scoped to the central role and the listed ids"
 
 
+# ---- what CloudFormation does with the KMS resources ----------------------------------------------------------
+# Every KMS action CloudFormation performs on each KMS resource type of the two templates, per handler operation.
+# Sources: the resource types' schemas, whose `handlers.<operation>.permissions` list what the caller (the
+# deploying principal, or the stack's service role) must be allowed
+# (https://github.com/aws-cloudformation/aws-cloudformation-resource-providers-kms/blob/master/key/aws-kms-key.json,
+# .../alias/aws-kms-alias.json; the same schemas as `aws cloudformation describe-type --type RESOURCE --type-name
+# AWS::KMS::Key`, and cfn-lint ships a copy, which table_matches_the_schemas compares), and the handlers' code: the
+# key's create and update handlers end by running its read handler
+# (https://github.com/aws-cloudformation/aws-cloudformation-resource-providers-kms/blob/master/key/src/main/java/software/amazon/kms/key/CreateHandler.java),
+# so create and update need the read permissions too. Read also runs for drift detection.
+CFN_KMS_ACTIONS = {
+    "AWS::KMS::Key": {
+        "create": {"kms:CreateKey", "kms:EnableKeyRotation", "kms:DisableKey", "kms:TagResource", "kms:PutKeyPolicy",
+                   "kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus", "kms:ListResourceTags"},
+        "read": {"kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus", "kms:ListResourceTags"},
+        "update": {"kms:DescribeKey", "kms:DisableKey", "kms:DisableKeyRotation", "kms:EnableKey",
+                   "kms:EnableKeyRotation", "kms:PutKeyPolicy", "kms:TagResource", "kms:UntagResource",
+                   "kms:UpdateKeyDescription", "kms:ListResourceTags", "kms:GetKeyPolicy",
+                   "kms:GetKeyRotationStatus"},
+        "delete": {"kms:DescribeKey", "kms:ScheduleKeyDeletion"},
+    },
+    # An alias operation needs the permission on the alias (IAM policy) and on its key (key policy, or an IAM
+    # policy the key policy delegates to); UpdateAlias on the current and the new key:
+    # https://docs.aws.amazon.com/kms/latest/developerguide/alias-access.html
+    # https://docs.aws.amazon.com/kms/latest/APIReference/API_DeleteAlias.html
+    "AWS::KMS::Alias": {
+        "create": {"kms:CreateAlias"},
+        "read": {"kms:ListAliases"},
+        "update": {"kms:UpdateAlias"},
+        "delete": {"kms:DeleteAlias"},
+    },
+}
+# KMS authorizes these by IAM policy alone: they act on no key, so no key policy is consulted
+# (https://docs.aws.amazon.com/kms/latest/developerguide/kms-api-permissions-reference.html, "Policy type").
+KMS_IAM_ONLY = {"kms:CreateKey", "kms:ListKeys", "kms:ListAliases"}
+ACCOUNT_ROOT = {f"arn:aws:iam::{PSEUDO['AWS::AccountId']}:root", PSEUDO["AWS::AccountId"]}
+
+
+def table_matches_the_schemas():
+    """Every KMS permission that cfn-lint's copy of the resource schemas lists is in the table: a newer schema
+    that adds one fails here, and the table (and the key policies) must follow."""
+    from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
+    for kind, operations in CFN_KMS_ACTIONS.items():
+        handlers = PROVIDER_SCHEMA_MANAGER.get_resource_schema("us-east-1", kind).schema.get("handlers", {})
+        for operation, actions in operations.items():
+            listed_ = {a for a in handlers.get(operation, {}).get("permissions", []) if a.startswith("kms:")}
+            check(listed_ <= actions, f"the table misses what the {kind} schema's {operation} handler lists: "
+                                      f"{sorted(listed_ - actions)}")
+
+
+def key_policy_allows_the_account(policy, action):
+    """The key policy lets the account's IAM policies grant `action` on the key: an unconditional Allow to the
+    account root on Resource "*", and no Deny of the action."""
+    import fnmatch
+
+    def matches(s):
+        return any(fnmatch.fnmatchcase(action, a) for a in listed(s.get("Action", [])))
+
+    def to_account(s):
+        principal = s.get("Principal", {})
+        return isinstance(principal, dict) and bool(set(listed(principal.get("AWS", []))) & ACCOUNT_ROOT)
+    allowed = any(s.get("Effect") == "Allow" and to_account(s) and matches(s) and "Condition" not in s
+                  and listed(s.get("Resource")) == ["*"] for s in statements(policy))
+    denied = any(s.get("Effect") == "Deny" and matches(s) for s in statements(policy))
+    return allowed and not denied
+
+
+def check_kms_key_policies(template_path, source_path):
+    """Every key the templates create lets the account (CloudFormation acts as one of the account's IAM
+    principals) perform every key-scoped action of the table on it, so create, update and delete of the key and
+    its alias succeed; and passes KMS's lock-out safety check."""
+    table_matches_the_schemas()
+    root = f"arn:aws:iam::{PSEUDO['AWS::AccountId']}:root"
+    to_root = {"Effect": "Allow", "Principal": {"AWS": root}, "Resource": "*"}
+    for what, policy, expected in (
+            ("the default key policy's kms:*", [{**to_root, "Action": "kms:*"}], True),
+            ("a list without it", [{**to_root, "Action": ["kms:DescribeKey", "kms:GetKeyPolicy"]}], False),
+            ("a conditional grant", [{**to_root, "Action": "kms:PutKeyPolicy", "Condition": {"Bool": {"aws:MultiFactorAuthPresent": "true"}}}], False),
+            ("a grant to another principal", [{**to_root, "Principal": {"AWS": "arn:aws:iam::123456789012:role/x"}, "Action": "kms:PutKeyPolicy"}], False),
+            ("a grant overruled by a Deny", [{**to_root, "Action": "kms:*"}, {**to_root, "Effect": "Deny", "Action": "kms:Put*"}], False)):
+        check(key_policy_allows_the_account({"Statement": policy}, "kms:PutKeyPolicy") == expected,
+              f"the check reads {what} as {'allowing' if expected else 'not allowing'} kms:PutKeyPolicy")
+    role = "arn:aws:iam::123456789012:role/mystack-ArchiverRole-ABC"
+    for label, path, given in (("template.yaml with CreateDasKmsKey=true", template_path,
+                                {"ResourceIds": "db-CCCCCCCCCC", "CreateDasKmsKey": "true"}),
+                               ("source-account.yaml, first deploy", source_path, {"CentralRoleArn": role}),
+                               ("source-account.yaml with ids", source_path,
+                                {"CentralRoleArn": role, "ResourceIds": "cluster-XXXXXXXXXX,db-YYYYYYYYYY"})):
+        stack = deployed(path, given)
+        kms = {n: r for n, r in stack.items() if r["Type"] in CFN_KMS_ACTIONS}
+        check(sorted(r["Type"] for r in kms.values()) == ["AWS::KMS::Alias", "AWS::KMS::Key"],
+              f"{label}: one key and its alias: {sorted(kms)}")
+        for name, r in kms.items():
+            key = name if r["Type"] == "AWS::KMS::Key" else r["Properties"]["TargetKeyId"][len("<Ref:"):-1]
+            policy = stack.get(key, {}).get("Properties", {}).get("KeyPolicy", {})
+            for operation, actions in CFN_KMS_ACTIONS[r["Type"]].items():
+                missing = sorted(a for a in actions - KMS_IAM_ONLY if not key_policy_allows_the_account(policy, a))
+                check(not missing, f"{label}: CloudFormation's {operation} of {name} ({r['Type']}) needs {missing} "
+                                   f"on {key}, and its key policy does not let the account's IAM policies grant it")
+        # KMS's lock-out safety check: CreateKey (and PutKeyPolicy) refuse a policy that does not let the
+        # principal making the request call PutKeyPolicy afterwards
+        # (https://docs.aws.amazon.com/kms/latest/APIReference/API_CreateKey.html, Policy and
+        # BypassPolicyLockoutSafetyCheck). With CloudFormation that principal is the deploying principal or the
+        # stack's role, an IAM principal of the account: the policy must let the account root (IAM) grant it.
+        for key in of_type(stack, "AWS::KMS::Key"):
+            check(key_policy_allows_the_account(stack[key]["Properties"]["KeyPolicy"], "kms:PutKeyPolicy"),
+                  f"{label}: {key}'s key policy fails KMS's lock-out safety check (no kms:PutKeyPolicy for the account)")
+    return (f"{template_path}, {source_path}: the created keys' policies allow every KMS action CloudFormation "
+            "performs on them and their aliases, and pass the lock-out safety check")
+
+
 LAKE = {"SecurityLakeBucket": "aws-security-data-lake-us-east-1-abc", "SecurityLakeSourceName": "das-activity"}
 LAKE_ROLE = "arn:aws:iam::123456789012:role/AmazonSecurityLake-Provider-das-activity-us-east-1"
 
@@ -628,6 +739,7 @@ GROUPS = {
     "alarms": check_alarms,
     "function-alarms": check_function_alarms,
     "source-account": check_source_account,
+    "kms-key-policies": check_kms_key_policies,
     "security-lake": check_security_lake,
 }
 

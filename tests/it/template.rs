@@ -79,6 +79,11 @@ fn the_source_account_shares_only_its_streams_and_key_with_the_central_role() {
 }
 
 #[test]
+fn the_created_keys_allow_every_kms_action_cloudformation_performs_on_them_and_their_aliases_and_pass_the_lockout_check() {
+    template_check("kms-key-policies");
+}
+
+#[test]
 fn security_lake_resources_exist_only_when_asked_and_write_only_the_custom_source_prefix() {
     template_check("security-lake");
 }
