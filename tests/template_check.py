@@ -470,7 +470,8 @@ def check_alarms(template_path, _source):
                   f"{label}: {alarm_name}'s description says what the operator should do")
         for rid in given["ResourceIds"].split(","):
             mine = {a["Properties"]["MetricName"]: a["Properties"] for a in alarms.values()
-                    if a["Properties"].get("Dimensions") == [{"Name": "ResourceId", "Value": rid}]}
+                    if a["Properties"].get("Dimensions") == [{"Name": "ResourceId", "Value": rid}]
+                    and a["Properties"].get("Namespace") == "DasArchiver"}
             check(set(mine) == {"RecordsQuarantined", "RecordsGivenUp", "RecordsRetried", "OldestRecordAgeSeconds", "RecordsIn"},
                   f"{label}: {rid} has its own alarms on quarantined, given up, retried, oldest record age, silence: {sorted(mine)}")
             silence = mine.get("RecordsIn", {})
@@ -525,6 +526,39 @@ def check_function_alarms(template_path, _source):
                 main = {k: v for k, v in alarms[(archive, metric)].items() if k not in ("AlarmDescription", "Dimensions")}
                 check(same == main, f"{label}: the Security Lake function's {metric} alarm is the archive's: {same} != {main}")
     return f"{template_path}: Errors and IteratorAge per function, the Security Lake function's only with Security Lake"
+
+
+def stream_alarms(stack, namespace):
+    """(resource id, metric) → the alarm's properties, for the per-stream alarms under `namespace`."""
+    return {(a["Properties"]["Dimensions"][0]["Value"], a["Properties"]["MetricName"]): a["Properties"]
+            for a in of_type(stack, "AWS::CloudWatch::Alarm").values()
+            if a["Properties"].get("Namespace") == namespace
+            and [d["Name"] for d in a["Properties"].get("Dimensions", [])] == ["ResourceId"]}
+
+
+def check_security_lake_stream_alarms(template_path, _source):
+    """The Security Lake function's quarantines and give-ups are alarmed per stream it reads, like the archive's:
+    the same metric, statistic, period, threshold and topic, under its own namespace; only with Security Lake."""
+    lake_namespace = "DasArchiver/SecurityLake"
+    wanted = ("RecordsQuarantined", "RecordsGivenUp")
+    for label, given, ids in (("without Security Lake", {**THREE, "AlarmTopicArn": TOPIC}, []),
+                              ("with Security Lake and a stream in another account",
+                               {**CROSS_ACCOUNT, **LAKE, "AlarmTopicArn": TOPIC}, ["cluster-AAAAAAAAAA"]),
+                              ("with Security Lake through its role", {**THREE, **LAKE, "SecurityLakeRoleArn": LAKE_ROLE},
+                               THREE["ResourceIds"].split(","))):
+        stack = deployed(template_path, given)
+        lake = stream_alarms(stack, lake_namespace)
+        archive = stream_alarms(stack, "DasArchiver")
+        check(set(lake) == {(i, m) for i in ids for m in wanted},
+              f"{label}: quarantine and give-up alarms on exactly the streams the Security Lake function reads "
+              f"(this account's): {sorted(lake)}")
+        for (rid, metric), props in lake.items():
+            check(len(props.get("AlarmDescription", "")) > 80 and "security-lake" in props["AlarmDescription"],
+                  f"{label}: {rid} {metric}: the description says what to do, naming the Security Lake function")
+            mine = {k: v for k, v in props.items() if k not in ("AlarmDescription", "Namespace")}
+            theirs = {k: v for k, v in archive.get((rid, metric), {}).items() if k not in ("AlarmDescription", "Namespace")}
+            check(mine == theirs, f"{label}: {rid} {metric}: alarmed like the archive's: {mine} != {theirs}")
+    return f"{template_path}: the Security Lake function's quarantines and give-ups alarmed per stream, only with Security Lake"
 
 
 def check_source_account(_template, source_path):
@@ -738,6 +772,7 @@ GROUPS = {
     "defaults-and-rules": check_defaults_and_rules,
     "alarms": check_alarms,
     "function-alarms": check_function_alarms,
+    "security-lake-alarms": check_security_lake_stream_alarms,
     "source-account": check_source_account,
     "kms-key-policies": check_kms_key_policies,
     "security-lake": check_security_lake,

@@ -74,6 +74,11 @@ fn each_function_has_errors_and_iterator_age_alarms_the_security_lake_one_only_w
 }
 
 #[test]
+fn the_security_lake_functions_quarantines_and_give_ups_are_alarmed_per_stream_like_the_archives_only_with_security_lake() {
+    template_check("security-lake-alarms");
+}
+
+#[test]
 fn the_source_account_shares_only_its_streams_and_key_with_the_central_role() {
     template_check("source-account");
 }
