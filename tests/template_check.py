@@ -766,6 +766,147 @@ def check_security_lake(template_path, _source):
     return f"{template_path}: Security Lake resources only when asked, with their own role and least privilege"
 
 
+# ---- the SIEM queue ---------------------------------------------------------------------------------------------
+# An Object Created event as S3 sends it to EventBridge
+# (https://docs.aws.amazon.com/AmazonS3/latest/userguide/ev-events.html), for an archive object.
+ARCHIVE_OBJECT_KEY = "activity/cluster-AAAAAAAAAA/dt=2026-11-22/hour=03/shardId-000000000000-4960-4961.ndjson.gz"
+OBJECT_CREATED = {
+    "version": "0", "id": "17793124-05d4-b198-2fde-7ededc63b103", "detail-type": "Object Created",
+    "source": "aws.s3", "account": "123456789012", "time": "2026-11-22T03:00:07Z", "region": "us-east-1",
+    "resources": ["arn:aws:s3:::amzn-s3-demo-bucket"],
+    "detail": {"version": "0", "bucket": {"name": "amzn-s3-demo-bucket"},
+               "object": {"key": ARCHIVE_OBJECT_KEY, "size": 5, "etag": "b1946ac92492d2347c6235b4d2611184",
+                          "version-id": "IYV3p45BT0ac8hjHg1houSdS1a.Mro8e", "sequencer": "617f08299329d189"},
+               "request-id": "N4N7GDK58NMKJ12R", "requester": "123456789012", "source-ip-address": "1.2.3.4",
+               "reason": "PutObject"}}
+
+
+def json_path(event, path):
+    value = event
+    for part in path.removeprefix("$.").split("."):
+        value = value[part]
+    return value
+
+
+def transformed(transformer, event):
+    """The target input EventBridge makes of `event`: a placeholder outside quotes becomes the value as JSON, inside
+    a string its raw text (https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_InputTransformer.html)."""
+    values = {name: json_path(event, path) for name, path in transformer["InputPathsMap"].items()}
+    out, in_string, i, text = [], False, 0, transformer["InputTemplate"]
+    while i < len(text):
+        c = text[i]
+        match = re.match(r"<([A-Za-z0-9_.-]+)>", text[i:])
+        if match and match.group(1) in values:
+            value = values[match.group(1)]
+            out.append(str(value) if in_string else json.dumps(value))
+            i += len(match.group(0))
+            continue
+        if c == '"' and (i == 0 or text[i - 1] != "\\"):
+            in_string = not in_string
+        out.append(c)
+        i += 1
+    return json.loads("".join(out))
+
+
+def wildcard_matches(pattern, value):
+    """EventBridge's wildcard operator: '*' matches any run of characters."""
+    return re.fullmatch(".*".join(re.escape(p) for p in pattern.split("*")), value) is not None
+
+
+def read_as_s3_notification(message):
+    """What the readers take from a message: Filebeat's aws-s3 input and the Splunk Add-on's S3 parser keep
+    records with eventSource aws:s3 / eventName ObjectCreated:*, and read bucket, key (URL-decoded), region, size;
+    the Datadog Forwarder reads Records[0].s3."""
+    from urllib.parse import unquote_plus
+    return [(r["awsRegion"], r["s3"]["bucket"]["name"], unquote_plus(r["s3"]["object"]["key"]), r["s3"]["object"]["size"])
+            for r in message["Records"]
+            if r.get("eventSource") == "aws:s3" and r.get("eventName", "").startswith("ObjectCreated:")]
+
+
+def check_archive_object_queue(template_path, _source):
+    plain = deployed(template_path, THREE)
+    check(not of_type(plain, "AWS::SQS::Queue") and "NewObjectRule" not in plain,
+          "without ArchiveObjectQueue: no queue and no rule")
+    for label, given, bucket in (("the created bucket", {**THREE, "ArchiveObjectQueue": "true", "AlarmTopicArn": TOPIC}, BUCKET),
+                                 ("an existing bucket", {**THREE, "ArchiveObjectQueue": "true", "ExistingBucketName": "my-archive"},
+                                  "my-archive")):
+        stack = deployed(template_path, given)
+        where = f"ArchiveObjectQueue with {label}"
+        queues = of_type(stack, "AWS::SQS::Queue")
+        check(sorted(queues) == ["NewObjectDeadLetterQueue", "NewObjectQueue"], f"{where}: a queue and its dead-letter queue: {sorted(queues)}")
+        for name, q in queues.items():
+            p = q["Properties"]
+            check(p.get("SqsManagedSseEnabled") is True and int(p.get("MessageRetentionPeriod", 0)) == 1209600,
+                  f"{where}: {name} is encrypted (SSE-SQS) and keeps messages 14 days: {p}")
+        queue = queues.get("NewObjectQueue", {}).get("Properties", {})
+        check(queue.get("RedrivePolicy") == {"deadLetterTargetArn": "<GetAtt:NewObjectDeadLetterQueue.Arn>", "maxReceiveCount": 10},
+              f"{where}: a message received 10 times moves to the dead-letter queue: {queue.get('RedrivePolicy')}")
+        check(int(queue.get("VisibilityTimeout", 0)) >= 300 and int(queue.get("ReceiveMessageWaitTimeSeconds", 0)) == 20,
+              f"{where}: 300 s visibility, long polling: {queue}")
+
+        # Least privilege: only the rule sends, over TLS; no one else is allowed anything by the queue policy.
+        policies = of_type(stack, "AWS::SQS::QueuePolicy")
+        check(list(policies) == ["NewObjectQueuePolicy"], f"{where}: one queue policy: {list(policies)}")
+        policy = policies.get("NewObjectQueuePolicy", {}).get("Properties", {})
+        check(sorted(policy.get("Queues", [])) == ["<Ref:NewObjectDeadLetterQueue>", "<Ref:NewObjectQueue>"],
+              f"{where}: the policy is on both queues")
+        arns = ["<GetAtt:NewObjectQueue.Arn>", "<GetAtt:NewObjectDeadLetterQueue.Arn>"]
+        allows = [s for s in statements(policy.get("PolicyDocument", {})) if s["Effect"] == "Allow"]
+        check(allows == [{"Sid": "OnlyTheNewObjectRuleSends", "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
+                          "Action": "sqs:SendMessage", "Resource": arns,
+                          "Condition": {"ArnEquals": {"aws:SourceArn": "<GetAtt:NewObjectRule.Arn>"}}}],
+              f"{where}: the only Allow is sqs:SendMessage to EventBridge, from the rule alone (aws:SourceArn): {allows}")
+        denies = [s for s in statements(policy.get("PolicyDocument", {})) if s["Effect"] == "Deny"]
+        check([s.get("Condition") for s in denies] == [{"Bool": {"aws:SecureTransport": "false"}}],
+              f"{where}: requests without TLS are denied: {denies}")
+
+        rule = stack.get("NewObjectRule", {}).get("Properties", {})
+        pattern = rule.get("EventPattern", {})
+        check(pattern.get("source") == ["aws.s3"] and pattern.get("detail-type") == ["Object Created"]
+              and pattern.get("detail", {}).get("bucket") == {"name": [bucket]},
+              f"{where}: the rule matches objects created in the archive bucket: {pattern}")
+        keys = [m.get("wildcard") for m in pattern.get("detail", {}).get("object", {}).get("key", [])]
+        check(keys == ["activity/*.ndjson.gz", "activity/*.ndjson.zst", "activity/*.ndjson"],
+              f"{where}: the rule matches archive objects by prefix and extension: {keys}")
+        for key, wanted in ((ARCHIVE_OBJECT_KEY, True), (ARCHIVE_OBJECT_KEY.replace(".gz", ".zst"), True),
+                            (ARCHIVE_OBJECT_KEY.removesuffix(".gz"), True),
+                            ("activity/quarantine/cluster-AAAAAAAAAA/dt=2026-11-22/shardId-000000000000-4960.json", False),
+                            ("aws/lambda/9f1c-uuid/shardId-000000000000/2026/11/22/2026-11-22T03.00.07-uuid", False),
+                            ("other/cluster-AAAAAAAAAA/dt=2026-11-22/hour=03/x.ndjson.gz", False),
+                            ("activity/cluster-AAAAAAAAAA/dt=2026-11-22/hour=03/x.ndjson.gz.tmp", False)):
+            check(any(wildcard_matches(k, key) for k in keys) == wanted,
+                  f"{where}: the rule {'matches' if wanted else 'does not match'} {key}")
+        targets = rule.get("Targets", [])
+        check(len(targets) == 1 and targets[0]["Arn"] == "<GetAtt:NewObjectQueue.Arn>"
+              and targets[0].get("DeadLetterConfig") == {"Arn": "<GetAtt:NewObjectDeadLetterQueue.Arn>"},
+              f"{where}: the rule's one target is the queue, undeliverable events to the dead-letter queue: {targets}")
+        if targets and "InputTransformer" in targets[0]:
+            message = transformed(targets[0]["InputTransformer"], OBJECT_CREATED)
+            check(read_as_s3_notification(message) == [("us-east-1", "amzn-s3-demo-bucket", ARCHIVE_OBJECT_KEY, 5)],
+                  f"{where}: the message is an S3 event notification naming the object: {message}")
+            check(set(message) == {"Records"} and message["Records"][0]["s3"]["object"]["eTag"]
+                  == OBJECT_CREATED["detail"]["object"]["etag"], f"{where}: the message carries the object's ETag: {message}")
+        else:
+            check(False, f"{where}: the target transforms the event into an S3 event notification")
+
+        alarms = {a["Properties"]["MetricName"]: a["Properties"] for a in of_type(stack, "AWS::CloudWatch::Alarm").values()
+                  if a["Properties"].get("Namespace") == "AWS/SQS"}
+        check(alarms.get("ApproximateNumberOfMessagesVisible", {}).get("Dimensions")
+              == [{"Name": "QueueName", "Value": "<GetAtt:NewObjectDeadLetterQueue.QueueName>"}],
+              f"{where}: an alarm on messages in the dead-letter queue: {alarms}")
+        check(alarms.get("ApproximateAgeOfOldestMessage", {}).get("Dimensions")
+              == [{"Name": "QueueName", "Value": "<GetAtt:NewObjectQueue.QueueName>"}],
+              f"{where}: an alarm on a queue the SIEM stopped reading: {alarms}")
+        topic = [TOPIC] if "AlarmTopicArn" in given else None
+        check(all(a.get("AlarmActions") == topic for a in alarms.values()), f"{where}: the queue alarms notify {topic}")
+        check(not of_type(stack, "AWS::IAM::Role").keys() - {"ArchiverRole"}, f"{where}: no new role")
+    outputs = load(template_path)["Outputs"]
+    check(all(outputs.get(o, {}).get("Condition") == "MakeArchiveObjectQueue"
+              for o in ("NewObjectQueueUrl", "NewObjectQueueArn", "NewObjectDeadLetterQueueArn")),
+          "the queue's URL and ARNs are outputs, only with ArchiveObjectQueue")
+    return f"{template_path}: the SIEM queue only when asked, fed by the rule alone with archive objects, as S3 notifications"
+
+
 GROUPS = {
     "least-privilege": check_least_privilege,
     "streams": check_streams,
@@ -776,6 +917,7 @@ GROUPS = {
     "source-account": check_source_account,
     "kms-key-policies": check_kms_key_policies,
     "security-lake": check_security_lake,
+    "archive-object-queue": check_archive_object_queue,
 }
 
 

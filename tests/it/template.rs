@@ -92,3 +92,8 @@ fn the_created_keys_allow_every_kms_action_cloudformation_performs_on_them_and_t
 fn security_lake_resources_exist_only_when_asked_and_write_only_the_custom_source_prefix() {
     template_check("security-lake");
 }
+
+#[test]
+fn the_siem_queue_exists_only_when_asked_and_only_the_rule_sends_it_archive_objects_as_s3_notifications() {
+    template_check("archive-object-queue");
+}
