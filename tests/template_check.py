@@ -823,10 +823,47 @@ def read_as_s3_notification(message):
             if r.get("eventSource") == "aws:s3" and r.get("eventName", "").startswith("ObjectCreated:")]
 
 
+def check_s3_notification(where, target):
+    """The target gets each Object Created event as an S3 event notification naming the object."""
+    if "InputTransformer" not in target:
+        check(False, f"{where}: the target transforms the event into an S3 event notification: {target}")
+        return
+    message = transformed(target["InputTransformer"], OBJECT_CREATED)
+    check(read_as_s3_notification(message) == [("us-east-1", "amzn-s3-demo-bucket", ARCHIVE_OBJECT_KEY, 5)],
+          f"{where}: the message is an S3 event notification naming the object: {message}")
+    check(set(message) == {"Records"} and message["Records"][0]["s3"]["object"]["eTag"]
+          == OBJECT_CREATED["detail"]["object"]["etag"], f"{where}: the message carries the object's ETag: {message}")
+
+
+def check_datadog_forwarder(template_path):
+    """With DatadogForwarderArn, the same rule invokes the Forwarder with the same S3 notification, and only that
+    rule may invoke it; with the queue too, both are targets."""
+    forwarder = "arn:aws:lambda:us-east-1:123456789012:function:datadog-forwarder"
+    for label, given, targets_wanted in (("the Datadog Forwarder alone", {**THREE, "DatadogForwarderArn": forwarder},
+                                          ["datadog-forwarder"]),
+                                         ("the Forwarder and the queue", {**THREE, "DatadogForwarderArn": forwarder,
+                                          "ArchiveObjectQueue": "true"}, ["new-archive-object-queue", "datadog-forwarder"])):
+        stack = deployed(template_path, given)
+        where = f"with {label}"
+        targets = stack.get("NewObjectRule", {}).get("Properties", {}).get("Targets", [])
+        check([t["Id"] for t in targets] == targets_wanted, f"{where}: the rule's targets: {targets}")
+        check(bool(of_type(stack, "AWS::SQS::Queue")) == ("ArchiveObjectQueue" in given), f"{where}: a queue only when asked")
+        for t in targets:
+            if t["Id"] == "datadog-forwarder":
+                check(t["Arn"] == forwarder, f"{where}: the target is the Forwarder: {t}")
+                check_s3_notification(where, t)
+        permissions = [p["Properties"] for p in of_type(stack, "AWS::Lambda::Permission").values()]
+        check(permissions == [{"Action": "lambda:InvokeFunction", "FunctionName": forwarder,
+                               "Principal": "events.amazonaws.com", "SourceArn": "<GetAtt:NewObjectRule.Arn>"}],
+              f"{where}: EventBridge may invoke the Forwarder for this rule only: {permissions}")
+
+
 def check_archive_object_queue(template_path, _source):
     plain = deployed(template_path, THREE)
-    check(not of_type(plain, "AWS::SQS::Queue") and "NewObjectRule" not in plain,
-          "without ArchiveObjectQueue: no queue and no rule")
+    check(not of_type(plain, "AWS::SQS::Queue") and "NewObjectRule" not in plain
+          and not of_type(plain, "AWS::Lambda::Permission"),
+          "without ArchiveObjectQueue or DatadogForwarderArn: no queue, no rule, no invoke permission")
+    check_datadog_forwarder(template_path)
     for label, given, bucket in (("the created bucket", {**THREE, "ArchiveObjectQueue": "true", "AlarmTopicArn": TOPIC}, BUCKET),
                                  ("an existing bucket", {**THREE, "ArchiveObjectQueue": "true", "ExistingBucketName": "my-archive"},
                                   "my-archive")):
@@ -880,14 +917,7 @@ def check_archive_object_queue(template_path, _source):
         check(len(targets) == 1 and targets[0]["Arn"] == "<GetAtt:NewObjectQueue.Arn>"
               and targets[0].get("DeadLetterConfig") == {"Arn": "<GetAtt:NewObjectDeadLetterQueue.Arn>"},
               f"{where}: the rule's one target is the queue, undeliverable events to the dead-letter queue: {targets}")
-        if targets and "InputTransformer" in targets[0]:
-            message = transformed(targets[0]["InputTransformer"], OBJECT_CREATED)
-            check(read_as_s3_notification(message) == [("us-east-1", "amzn-s3-demo-bucket", ARCHIVE_OBJECT_KEY, 5)],
-                  f"{where}: the message is an S3 event notification naming the object: {message}")
-            check(set(message) == {"Records"} and message["Records"][0]["s3"]["object"]["eTag"]
-                  == OBJECT_CREATED["detail"]["object"]["etag"], f"{where}: the message carries the object's ETag: {message}")
-        else:
-            check(False, f"{where}: the target transforms the event into an S3 event notification")
+        check_s3_notification(where, targets[0] if targets else {})
 
         alarms = {a["Properties"]["MetricName"]: a["Properties"] for a in of_type(stack, "AWS::CloudWatch::Alarm").values()
                   if a["Properties"].get("Namespace") == "AWS/SQS"}
@@ -904,7 +934,8 @@ def check_archive_object_queue(template_path, _source):
     check(all(outputs.get(o, {}).get("Condition") == "MakeArchiveObjectQueue"
               for o in ("NewObjectQueueUrl", "NewObjectQueueArn", "NewObjectDeadLetterQueueArn")),
           "the queue's URL and ARNs are outputs, only with ArchiveObjectQueue")
-    return f"{template_path}: the SIEM queue only when asked, fed by the rule alone with archive objects, as S3 notifications"
+    return (f"{template_path}: the SIEM queue and the Datadog Forwarder only when asked, fed by the rule alone with archive "
+            "objects, as S3 notifications")
 
 
 GROUPS = {

@@ -94,6 +94,6 @@ fn security_lake_resources_exist_only_when_asked_and_write_only_the_custom_sourc
 }
 
 #[test]
-fn the_siem_queue_exists_only_when_asked_and_only_the_rule_sends_it_archive_objects_as_s3_notifications() {
+fn the_siem_queue_and_datadog_forwarder_get_archive_objects_as_s3_notifications_only_when_asked_and_only_from_the_rule() {
     template_check("archive-object-queue");
 }
