@@ -558,7 +558,17 @@ def check_security_lake_stream_alarms(template_path, _source):
             mine = {k: v for k, v in props.items() if k not in ("AlarmDescription", "Namespace")}
             theirs = {k: v for k, v in archive.get((rid, metric), {}).items() if k not in ("AlarmDescription", "Namespace")}
             check(mine == theirs, f"{label}: {rid} {metric}: alarmed like the archive's: {mine} != {theirs}")
-    return f"{template_path}: the Security Lake function's quarantines and give-ups alarmed per stream, only with Security Lake"
+    # CloudFormation allows 500 resources per stack
+    # (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/cloudformation-limits.html); the role's
+    # inline-policy quota caps a stack at about 40 streams (README, Deploy): with every per-stream option on, 40
+    # streams must still fit.
+    forty = ",".join(f"cluster-A{i:09d}" for i in range(40))
+    everything = deployed(template_path, {"ResourceIds": forty, "DasKmsKeyArn": KEY, "UseEnhancedFanOut": "true", **LAKE,
+                                          "ArchiveObjectQueue": "true", "AlarmTopicArn": TOPIC,
+                                          "DatadogForwarderArn": "arn:aws:lambda:us-east-1:123456789012:function:dd"})
+    check(len(everything) < 500, f"40 streams with every option make {len(everything)} resources, not under 500")
+    return (f"{template_path}: the Security Lake function's quarantines and give-ups alarmed per stream, only with "
+            f"Security Lake; 40 streams with every option make {len(everything)} resources (< 500)")
 
 
 def check_source_account(_template, source_path):
