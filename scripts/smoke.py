@@ -41,6 +41,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
@@ -222,8 +223,8 @@ class Rehearsal:
                 identity = sts.get_caller_identity()
             except (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectTimeoutError) as e:
                 raise UsageError(f"cannot reach AWS STS in {self.region}: {e}") from e
-            except botocore.exceptions.ClientError as e:
-                raise UsageError(f"the credentials were refused: {e}") from e
+            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+                raise UsageError(f"the credentials were refused or could not be loaded: {e}") from e
             self.account = identity["Account"]
             self.partition = identity["Arn"].split(":")[1]
             self.principal = self.key_policy_principal(identity["Arn"])
@@ -516,7 +517,7 @@ class Rehearsal:
             state["objects"] += 1
             state["lines"] += len(lines)
             state["per_object"][key] = len(lines)
-            if counted is not None and int(counted) != len(lines):
+            if counted is None or int(counted) != len(lines):
                 state["metadata_mismatches"].append(key)
             events.update((e.get("kinesisShardId"), e.get("kinesisSequenceNumber"), e.get("eventIndex"))
                           for e in lines)
@@ -913,7 +914,7 @@ def tail(path, lines=30):
         return ""
 
 
-def print_table(steps, out):
+def print_table(steps, out, local):
     print(f"\n{'step':<22}{'status':<9}{'seconds':>9}{'est. USD':>12}", file=out)
     for s in steps:
         print(f"{s.name:<22}{s.status:<9}{s.seconds:>9.1f}{s.usd:>12.5f}", file=out)
@@ -921,6 +922,9 @@ def print_table(steps, out):
     print(f"{'total':<22}{'':<9}{sum(s.seconds for s in steps):>9.1f}{total:>12.5f}", file=out)
     print("USD: an ESTIMATE from us-east-1 list prices (free tiers ignored), not a bill; see PRICES in "
           "scripts/smoke.py for the pages.", file=out)
+    if local:
+        print("Local run: nothing was billed; the figures are what these steps would cost in AWS (the stack's "
+              "alarms and metrics excepted: there was no stack).", file=out)
 
 
 def parse_args(argv):
@@ -971,7 +975,7 @@ def run(r):
             return 1 if cleaner.errors else 0
         r.find_tools()
         for step in (r.create_stream, r.create_keys, r.deploy, r.wait_for_mapping, r.simulate, r.put_poison,
-                     r.deliver, r.wait_for_archive, r.athena, r.fleet, r.redrive):
+                     r.deliver, r.wait_for_archive, r.athena, r.redrive, r.fleet):
             step()
     except UsageError:
         raise
@@ -979,6 +983,9 @@ def run(r):
             botocore.exceptions.ClientError) as e:
         failure = str(e)
         log(f"FAILED: {failure}")
+    except Exception as e:  # noqa: BLE001 - a bug here must not skip the cleanup, nor hide the traceback
+        failure = f"{type(e).__name__}: {e}"
+        log(f"FAILED (a bug in the script?): {traceback.format_exc()}")
     except KeyboardInterrupt:
         failure = "interrupted"
     finally:
@@ -1011,7 +1018,7 @@ def main(argv=None):
     r.costs()
     r.summary["steps"] = [vars(s) | {"usd": round(s.usd, 6)} for s in r.steps]
     r.summary["estimated_usd_total"] = round(sum(s.usd for s in r.steps), 4)
-    print_table(r.steps, sys.stderr if args.json else sys.stdout)
+    print_table(r.steps, sys.stderr if args.json else sys.stdout, r.local)
     for skipped in r.summary["skipped"]:
         log(f"skipped {skipped['step']}: {skipped['why']}")
     if args.json:

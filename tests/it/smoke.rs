@@ -55,16 +55,30 @@ fn summary(out: &Output, code: i32) -> Value {
     serde_json::from_str(stdout.lines().last().unwrap_or("null")).unwrap()
 }
 
-/// What is left in moto of the rehearsal's resources: streams, keys not pending deletion, aliases,
-/// buckets, functions, mappings.
-fn leftovers(moto: &Moto) -> Value {
-    let script = format!(
+/// Runs a boto3 script against moto (`c(service)` makes a client) and returns the JSON it prints.
+fn boto(moto: &Moto, script: &str) -> Value {
+    let preamble = format!(
         "import boto3, json\n\
          c = lambda s: boto3.client(s, endpoint_url='{}', region_name='us-east-1', \
-         aws_access_key_id='testing', aws_secret_access_key='testing')\n\
-         kms = c('kms')\n\
+         aws_access_key_id='testing', aws_secret_access_key='testing')\n",
+        moto.endpoint
+    );
+    let out = Command::new(common::oracle_python())
+        .args(["-c", &format!("{preamble}{script}")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// What is left in moto of the rehearsal's resources: streams, keys not pending deletion, aliases,
+/// buckets, functions, mappings, roles.
+fn leftovers(moto: &Moto) -> Value {
+    boto(
+        moto,
+        "kms = c('kms')\n\
          keys = [k['KeyId'] for k in kms.list_keys()['Keys']]\n\
-         print(json.dumps({{\n\
+         print(json.dumps({\n\
            'streams': c('kinesis').list_streams()['StreamNames'],\n\
            'keys_not_pending_deletion': [k for k in keys \
              if kms.describe_key(KeyId=k)['KeyMetadata']['KeyState'] != 'PendingDeletion'],\n\
@@ -74,15 +88,8 @@ fn leftovers(moto: &Moto) -> Value {
            'functions': [f['FunctionName'] for f in c('lambda').list_functions()['Functions']],\n\
            'mappings': len(c('lambda').list_event_source_mappings()['EventSourceMappings']),\n\
            'roles': [r['RoleName'] for r in c('iam').list_roles()['Roles']],\n\
-         }}))\n",
-        moto.endpoint
-    );
-    let out = Command::new(common::oracle_python())
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
+         }))\n",
+    )
 }
 
 fn assert_nothing_left(moto: &Moto, keys_created: u64) {
@@ -117,25 +124,23 @@ fn step_status(summary: &Value, name: &str) -> String {
 fn the_rehearsal_archives_every_event_quarantines_both_poison_records_redrives_one_and_cleans_up() {
     let moto = Moto::start();
     let rds = rds_with_the_rehearsal_cluster();
-    let out = smoke(
-        &moto,
-        &rds,
-        &["--resource-id", CLUSTER, "--records", "120", "--events-per-record", "5"],
-    );
-    let s = summary(&out, 0);
+    let s = summary(&smoke(&moto, &rds, &["--resource-id", CLUSTER]), 0);
 
-    // 120 records, every 10th heartbeat-only: 108 × 5 events, every one archived once.
-    assert_eq!(s["expected_events"], 540, "{s}");
-    assert_eq!(s["archive"]["lines"], 540, "{s}");
-    assert_eq!(s["archive"]["distinct_events"], 540, "{s}");
+    // The defaults: 200 records, every 10th heartbeat-only, 180 × 10 events, every one archived once.
+    assert_eq!(s["expected_events"], 1800, "{s}");
+    assert_eq!(s["archive"]["lines"], 1800, "{s}");
+    assert_eq!(s["archive"]["distinct_events"], 1800, "{s}");
     let per_object: u64 = s["archive"]["per_object"]
         .as_object()
         .unwrap()
         .values()
         .map(|n| n.as_u64().unwrap())
         .sum();
-    assert_eq!(per_object, 540, "the objects' line counts add up: {s}");
-    assert!(s["archive"]["objects"].as_u64().unwrap() >= 2, "batches of 100 records: {s}");
+    assert_eq!(per_object, 1800, "the objects' line counts add up: {s}");
+    assert!(
+        s["archive"]["objects"].as_u64().unwrap() >= 2,
+        "batches of 100 records: {s}"
+    );
 
     // The corrupt record and the record under the key the function was not given.
     assert_eq!(s["quarantined"], 2, "{s}");
@@ -147,11 +152,16 @@ fn the_rehearsal_archives_every_event_quarantines_both_poison_records_redrives_o
     // Redrive with both keys configured archives the second and keeps the first, saying so (exit 1).
     let redrive = &s["redrive"];
     assert_eq!(
-        (&redrive["redriven"], &redrive["still_failing"], &redrive["events_archived"], &redrive["exit_code"]),
-        (&Value::from(1), &Value::from(1), &Value::from(5), &Value::from(1)),
+        (
+            &redrive["redriven"],
+            &redrive["still_failing"],
+            &redrive["events_archived"],
+            &redrive["exit_code"]
+        ),
+        (&Value::from(1), &Value::from(1), &Value::from(10), &Value::from(1)),
         "{s}"
     );
-    assert_eq!(s["archive_after_redrive"]["lines"], 545, "{s}");
+    assert_eq!(s["archive_after_redrive"]["lines"], 1810, "{s}");
     assert_eq!(s["archive_after_redrive"]["quarantined"], 1, "{s}");
 
     assert_eq!(s["fleet"]["verdict"], "ok", "{s}");
@@ -170,7 +180,10 @@ fn the_rehearsal_archives_every_event_quarantines_both_poison_records_redrives_o
         "{s}"
     );
     assert_eq!(step_status(&s, "deliver"), "ok");
-    assert!(s["checks"].as_array().unwrap().iter().all(|c| c["passed"] == true), "{s}");
+    assert!(
+        s["checks"].as_array().unwrap().iter().all(|c| c["passed"] == true),
+        "{s}"
+    );
     assert!(s["failure"].is_null(), "{s}");
 
     // Every step is timed and priced; the total is the sum, a few cents (the stream's and the keys' hour).
@@ -180,6 +193,58 @@ fn the_rehearsal_archives_every_event_quarantines_both_poison_records_redrives_o
     assert!((sum - total).abs() < 1e-3 && total > 0.01 && total < 0.10, "{s}");
     assert!(steps.iter().all(|st| st["seconds"].as_f64().is_some()), "{s}");
 
+    assert_eq!(s["cleanup"]["done"], true, "{s}");
+    assert_nothing_left(&moto, 2);
+    assert_rehearsal_key_policies(&moto);
+}
+
+/// Both keys: the account root administers them and delegates to IAM (Decrypt included, for the function's
+/// role), and the caller may generate and decrypt data keys only with the rehearsal id's DAS context.
+fn assert_rehearsal_key_policies(moto: &Moto) {
+    let policies = boto(
+        moto,
+        "kms = c('kms')\n\
+         print(json.dumps([json.loads(kms.get_key_policy(KeyId=k['KeyId'], PolicyName='default')['Policy']) \
+         for k in kms.list_keys()['Keys']]))\n",
+    );
+    for policy in policies.as_array().unwrap() {
+        let statements = policy["Statement"].as_array().unwrap();
+        assert_eq!(statements.len(), 2, "{policy}");
+        let (root, caller) = (&statements[0], &statements[1]);
+        assert_eq!(root["Principal"]["AWS"], "arn:aws:iam::123456789012:root", "{policy}");
+        let root_actions = root["Action"].as_array().unwrap();
+        assert!(
+            root_actions.contains(&Value::from("kms:Decrypt"))
+                && root_actions.contains(&Value::from("kms:ScheduleKeyDeletion"))
+                && root_actions.iter().all(|a| a.as_str().unwrap() != "kms:*"),
+            "{policy}"
+        );
+        assert_eq!(
+            caller["Action"],
+            serde_json::json!(["kms:GenerateDataKey", "kms:Decrypt"]),
+            "{policy}"
+        );
+        assert_eq!(
+            caller["Condition"],
+            serde_json::json!({"StringEquals": {"kms:EncryptionContext:aws:rds:dbc-id": CLUSTER}}),
+            "{policy}"
+        );
+    }
+}
+
+#[test]
+fn a_failed_check_still_cleans_up_and_exits_1_naming_the_check() {
+    let moto = Moto::start();
+    // The activity stream is stopped in RDS: fleet status cannot say ok.
+    let rds = RdsDouble::start(vec![FakeDb::cluster("smoke", CLUSTER, Some("stopped"))]);
+    let s = summary(&smoke(&moto, &rds, &["--resource-id", CLUSTER, "--records", "20"]), 1);
+    let failure = s["failure"].as_str().unwrap();
+    assert!(
+        failure.contains("fleet status says ok") && failure.contains("archived-but-stopped"),
+        "{s}"
+    );
+    assert_eq!(step_status(&s, "das fleet status"), "failed");
+    assert_eq!(s["redrive"]["redriven"], 1, "the steps before it ran: {s}");
     assert_eq!(s["cleanup"]["done"], true, "{s}");
     assert_nothing_left(&moto, 2);
 }
@@ -192,14 +257,26 @@ fn a_kept_rehearsal_is_deleted_later_by_cleanup_only_with_its_run_id() {
         &smoke(
             &moto,
             &rds,
-            &["--resource-id", CLUSTER, "--records", "20", "--run-id", "kept1", "--keep"],
+            &[
+                "--resource-id",
+                CLUSTER,
+                "--records",
+                "20",
+                "--run-id",
+                "kept1",
+                "--keep",
+            ],
         ),
         0,
     );
     assert_eq!(kept["cleanup"]["kept"], true, "{kept}");
     let left = leftovers(&moto);
     assert_eq!(left["streams"].as_array().unwrap().len(), 1, "{left}");
-    assert_eq!(left["buckets"], serde_json::json!(["das-smoke-kept1-archive"]), "{left}");
+    assert_eq!(
+        left["buckets"],
+        serde_json::json!(["das-smoke-kept1-archive"]),
+        "{left}"
+    );
 
     // Another run's tag is not touched.
     let other = summary(&smoke(&moto, &rds, &["--cleanup-only", "--run-id", "other"]), 0);
