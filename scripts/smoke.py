@@ -151,7 +151,7 @@ class Rehearsal:
         self.work = Path(tempfile.mkdtemp(prefix="das-smoke-"))
         self.processes = []
         self.shim = None
-        self.counters = {"kms_requests": 0, "s3_puts": 0, "s3_gets": 0, "put_units": 0, "invocations": 0}
+        self.invocations = 0  # local mode: the batches the script delivered
 
     # ---- plumbing ------------------------------------------------------------------------------------------
     def client(self, service, **config):
@@ -303,7 +303,6 @@ class Rehearsal:
                                           "created_at": time.time()}
                 kms.create_alias(AliasName=alias, TargetKeyId=key["KeyId"])
                 self.created.keys[role]["alias"] = alias
-                self.counters["kms_requests"] += 2
             step.detail = (f"{self.created.keys['stream']['arn']} (the stream's), "
                            f"{self.created.keys['rotated']['arn']} (not given to the stack)")
 
@@ -417,9 +416,7 @@ class Rehearsal:
                      self.created.stream)
             heartbeat_records = a.records // a.heartbeat_interval if a.heartbeat_interval else 0
             self.expected_events = (a.records - heartbeat_records) * a.events_per_record
-            self.counters["kms_requests"] += 1
-            # A 10-event record is a few KB: one 25 KB PUT payload unit each.
-            self.counters["put_units"] += a.records
+            # A record of 10 events is a few KB: one 25 KB PUT payload unit each; one GenerateDataKey.
             step.usd = (a.records * PRICES["kinesis_put_units_per_million"] / 1e6
                         + PRICES["kms_requests_per_10k"] / 1e4)
             step.detail = (f"{a.records} records ({heartbeat_records} heartbeat-only) of {a.events_per_record} "
@@ -450,7 +447,7 @@ class Rehearsal:
                     raise CheckFailed(f"the function asked Kinesis to retry {response['batchItemFailures']}; "
                                       f"its log ends with:\n{tail(self.function_log)}")
                 batches += 1
-            self.counters["invocations"] += batches
+            self.invocations += batches
             step.detail = f"{batches} batch(es) of up to {self.args.batch_size} records through the function binary"
 
     def invoke(self, event):
@@ -475,14 +472,13 @@ class Rehearsal:
             self.summary["archive"] = {k: state[k] for k in ("objects", "lines", "distinct_events", "per_object")}
             self.summary["quarantined"] = state["quarantined"]
             self.summary["quarantine_reasons"] = state["reasons"]
-            self.counters["s3_puts"] += state["objects"] + state["quarantined"]
             step.usd = self.lambda_usd(state["objects"]) + (state["objects"] + 2) * PRICES["s3_put_per_1k"] / 1000
             step.detail = (f"{state['objects']} object(s), {state['lines']} lines; {state['quarantined']} "
                            f"quarantined: {'; '.join(state['reasons'])}")
 
     def lambda_usd(self, objects):
         """Invocations are not counted in AWS: about one per object written, each billed at most 1 s."""
-        invocations = max(self.counters["invocations"], objects + 1)
+        invocations = max(self.invocations, objects + 1)
         gb_s = PRICES["lambda_gb_second"][self.args.architecture]
         return invocations * (PRICES["lambda_requests_per_million"] / 1e6 + FUNCTION_MEMORY_GB * gb_s)
 
@@ -512,7 +508,6 @@ class Rehearsal:
                 text = gzip.decompress(body) if key.endswith(".gz") else body
                 lines = [json.loads(line) for line in text.decode().splitlines()]
                 cache[key] = (lines, obj.get("Metadata", {}).get("das-event-count"))
-                self.counters["s3_gets"] += 1
             lines, counted = cache[key]
             state["objects"] += 1
             state["lines"] += len(lines)
