@@ -563,6 +563,8 @@ class Rehearsal:
                 # Attached only now: moto's Lambda would try to run the function for each record put.
                 attach = self.das("fleet", "attach", "--resource-id", self.resource_id, "--function", self.function,
                                   "--bucket", bucket, ok_codes=(0, 1))
+                if attach.returncode and "no DB cluster or instance" not in attach.stderr:
+                    raise CheckFailed(f"das fleet attach failed: {attach.stderr.strip()[-2000:]}")
                 if attach.returncode:
                     raise Skipped("no RDS database has this id here (moto's RDS has no activity-stream fields; the "
                                   "test serves one through AWS_ENDPOINT_URL_RDS)")
@@ -988,8 +990,9 @@ def run(r):
             if r.args.keep:
                 r.summary["cleanup"] = {"done": False, "kept": True}
                 log(f"kept (--keep): stack {r.created.stack}, bucket {r.created.bucket}, stream {r.created.stream}, "
-                    f"keys {[k['arn'] for k in r.created.keys.values()]}; delete them with "
-                    f"`scripts/smoke.py --cleanup-only --run-id {r.run_id}`")
+                    f"keys {[k['arn'] for k in r.created.keys.values()]}; they bill by the hour until deleted "
+                    f"(the table counts the first hour): delete them with "
+                    f"`make smoke ARGS='--cleanup-only --run-id {r.run_id}'`")
             else:
                 try:
                     r.cleanup()
