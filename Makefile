@@ -6,7 +6,7 @@ CARGO   ?= cargo
 # The official Python ESDK (test oracle and benchmark baseline) and, later, moto's server.
 ORACLE_REQUIREMENTS := tests/oracle/requirements.txt
 
-.PHONY: help run demo events test lint bench size-arm64 venv fuzz-check fuzz build clean
+.PHONY: help run demo events test lint bench size-arm64 venv fuzz-check fuzz build clean smoke
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -40,6 +40,16 @@ size-arm64: venv ## Cross-build the arm64 Lambda binary (cargo-lambda + zig), fo
 # real KMS data keys.
 events: build ## Regenerate events/*.json (optionally KMS_KEY_ID=… RESOURCE_ID=… MYSQL_RESOURCE_ID=…)
 	scripts/sample-events.sh ./target/release/das events
+
+# A rehearsal in a real AWS account with your credentials and region (scripts/smoke.py): a DAS-named stream,
+# two temporary KMS keys, the stack (sam build + sam deploy), simulated records, the checks, then everything
+# deleted. It checks the credentials before building anything; `make test` runs its local steps against moto
+# (tests/it/smoke.rs) and never reaches an account. ARGS passes options: ARGS='--athena', '--keep',
+# '--cleanup-only [--run-id ID]', '--architecture x86_64', '--timeout 900'.
+smoke: venv ## Rehearse a deployment in your AWS account, then delete it (ARGS='--athena --keep …')
+	$(PYTHON) scripts/smoke.py --check-credentials $(ARGS)
+	$(CARGO) build --release --bin das
+	$(PYTHON) scripts/smoke.py $(ARGS)
 
 fuzz-check: ## Check that the fuzz targets build (stable toolchain, no sanitizer)
 	$(CARGO) build --manifest-path fuzz/Cargo.toml --bins

@@ -35,24 +35,23 @@ def setup(args):
     print(key_id)
 
 
-def events(args):
-    kinesis = client("kinesis")
-    description = kinesis.describe_stream(StreamName=args.stream)["StreamDescription"]
+def lambda_events(kinesis, stream, batch_size):
+    """Yields (shard id, Lambda Kinesis event) for every batch of up to `batch_size` records of the stream,
+    read from TRIM_HORIZON shard by shard, as an event-source mapping would batch it (also used by
+    scripts/smoke.py)."""
+    description = kinesis.describe_stream(StreamName=stream)["StreamDescription"]
     arn = description["StreamARN"]
     region = arn.split(":")[3]
-    os.makedirs(args.out_dir, exist_ok=True)
-    count = 0
-    files = 0
     for shard in description["Shards"]:
         shard_id = shard["ShardId"]
-        iterator = kinesis.get_shard_iterator(StreamName=args.stream, ShardId=shard_id,
+        iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard_id,
                                               ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
         while iterator:
-            out = kinesis.get_records(ShardIterator=iterator, Limit=args.batch_size)
+            out = kinesis.get_records(ShardIterator=iterator, Limit=batch_size)
             records = out["Records"]
             if not records:
                 break
-            batch = {"Records": [{
+            yield shard_id, {"Records": [{
                 "kinesis": {
                     "kinesisSchemaVersion": "1.0",
                     "partitionKey": r["PartitionKey"],
@@ -68,17 +67,32 @@ def events(args):
                 "awsRegion": region,
                 "eventSourceARN": arn,
             } for r in records]}
-            files += 1
-            with open(os.path.join(args.out_dir, f"batch-{files:04d}.json"), "w") as f:
-                json.dump(batch, f)
-            count += len(records)
             iterator = out.get("NextShardIterator")
-    print(f"{count} records from {len(description['Shards'])} shard(s) in {files} Lambda event(s)", file=sys.stderr)
+
+
+def events(args):
+    kinesis = client("kinesis")
+    os.makedirs(args.out_dir, exist_ok=True)
+    count = 0
+    files = 0
+    shards = set()
+    for shard_id, batch in lambda_events(kinesis, args.stream, args.batch_size):
+        shards.add(shard_id)
+        files += 1
+        with open(os.path.join(args.out_dir, f"batch-{files:04d}.json"), "w") as f:
+            json.dump(batch, f)
+        count += len(batch["Records"])
+    print(f"{count} records from {len(shards)} shard(s) in {files} Lambda event(s)", file=sys.stderr)
+
+
+# Not a DAS record: its ESDK message is not base64, so it is quarantined as a permanent failure.
+GARBAGE_RECORD = (b'{"type":"DatabaseActivityMonitoringRecords","version":"1.1",'
+                  b'"databaseActivityEvents":"AYAB-corrupted","key":"AQID"}')
 
 
 def put_garbage(args):
     """One record that is not a DAS record, to show quarantine at work."""
-    client("kinesis").put_record(StreamName=args.stream, Data=b'{"type":"DatabaseActivityMonitoringRecords","version":"1.1","databaseActivityEvents":"AYAB-corrupted","key":"AQID"}', PartitionKey="corrupted")
+    client("kinesis").put_record(StreamName=args.stream, Data=GARBAGE_RECORD, PartitionKey="corrupted")
 
 
 def show(args):

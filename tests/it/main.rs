@@ -28,4 +28,5 @@ mod python_oracle;
 mod redrive;
 mod sample_events;
 mod security_lake;
+mod smoke;
 mod template;
