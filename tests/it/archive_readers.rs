@@ -128,7 +128,10 @@ fn single_member_reader(body: &[u8]) -> (Vec<u8>, usize) {
 #[test]
 fn a_large_gzip_object_is_one_member_that_flate2_gz_decoder_reads_whole() {
     let lines = records();
-    assert!(lines.concat().len() > 2 * das_archiver::compress::CHUNK_LEN, "several chunks");
+    assert!(
+        lines.concat().len() > 2 * das_archiver::compress::CHUNK_LEN,
+        "several chunks"
+    );
     let body = object(Compression::Gzip, &lines);
     let (read, left) = single_member_reader(&body);
     assert_every_line("flate2 GzDecoder", &read, &lines.concat());
