@@ -111,12 +111,14 @@ impl ObjectEncoder {
 pub const CHUNK_LEN: usize = 1 << 20;
 
 /// The deflate level of gzip objects: 6, zlib's default. On 16 MB of Aurora MySQL NDJSON (`das
-/// simulate`, 20-event records) in 1 MiB chunks primed with the dictionary, zlib-rs took, in CPU
-/// per MB of NDJSON and output per byte of NDJSON: level 4 1.8–2.2 ms and 4.75 %, level 5 2.5–2.6 ms
-/// and 4.30 %, level 6 3.4–3.5 ms and 4.03 %, against libdeflate level 6 as one member per chunk (the
-/// layout before this one) 3.2 ms and 4.42 % (thread CPU time, best of 5, 2026-12-02). Level 6 keeps
-/// the CPU of before and makes objects 9 % smaller, which outweighs level 5's saving as soon as an
-/// object is kept a month. `cargo bench --bench core -- compress-object` measures it on a batch.
+/// simulate`, 20-event records) in 1 MiB chunks primed with the dictionary, zlib-rs wrote 4.75 % of
+/// the NDJSON at level 4, 4.30 % at level 5 and 4.03 % at level 6, against 4.42 % for libdeflate
+/// level 6 as one member per chunk (the layout before this one); in thread CPU time (best of 5, a
+/// throwaway harness, 2026-12-02, without zlib-rs's CPU detection) level 4 took 0.6–0.7, level 5
+/// 0.8 and level 6 1.05–1.1 times libdeflate's. Level 6 keeps about the CPU of before and makes
+/// objects 7–9 % smaller, which outweighs level 5's saving as soon as an object is kept a month.
+/// `cargo bench --bench core -- compress-object` measures the encoder on a whole batch (README,
+/// "The archive").
 const DEFLATE_LEVEL: u32 = 6;
 
 /// Deflate's window: a chunk is primed with this many bytes of the lines before it, which is all a
