@@ -6,7 +6,7 @@ CARGO   ?= cargo
 # The official Python ESDK (test oracle and benchmark baseline) and, later, moto's server.
 ORACLE_REQUIREMENTS := tests/oracle/requirements.txt
 
-.PHONY: help run demo events test lint bench size-arm64 venv fuzz-check fuzz build clean smoke
+.PHONY: help run demo events test test-tools lint bench size-arm64 venv fuzz-check fuzz build clean smoke
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -17,8 +17,22 @@ run: venv build ## The archiver on a local AWS (moto): simulated DAS stream -> L
 demo: build ## The decoding core alone, offline: encode records for all four engines and decode them back
 	./target/release/das demo
 
-test: venv ## Unit, integration, official-vector, Python cross-check and property tests
+test: venv test-tools ## Unit, integration, official-vector, Python cross-check and property tests
 	DAS_PYTHON=$(abspath $(PYTHON)) $(CARGO) test --all-features
+
+# The archive readers of tests/it/archive_readers.rs that are not Python packages: a JDK (Java's
+# GZIPInputStream, run with `java File.java`) and the zstd CLI, from Debian, installed only when missing
+# (as root on CI; through sudo otherwise). OpenJDK 17 took 14 s to download and install here (2026-12-02).
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+test-tools: ## Install what the archive reader tests run (a JDK, zstd) if missing
+	@missing=""; \
+	{ command -v java >/dev/null && command -v javac >/dev/null; } || missing="default-jdk-headless"; \
+	command -v zstd >/dev/null || missing="$$missing zstd"; \
+	if [ -n "$$missing" ]; then \
+	  echo "test-tools: installing $$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
 
 # The library must also build without any feature: the pure decoding core alone (README, "Source tree").
 lint: ## rustfmt check; clippy and rustdoc with warnings as errors; the core built without features

@@ -12,6 +12,11 @@
 //! - `compress-<codec>/<shape>`: the lines of 32 records of the 20- and 500-event shapes compressed as
 //!   one archive object with gzip level 6 (libdeflate, `DAS_COMPRESSION=gzip`), zstd level 1
 //!   (`DAS_COMPRESSION=zstd`) and zstd level 3; the objects' sizes go to `target/bench-shapes/compression.json`.
+//! - `compress-object/<layout>`: a whole 10,000-record batch of 20-event records (its NDJSON, the 32
+//!   records of the shape over and over) gzip'ed as one archive object on a one-thread pool, so time is
+//!   CPU: `one-member` is the encoder of archive objects (one gzip member, parallel deflate chunks),
+//!   `multi-member-libdeflate` the layout before it (one libdeflate gzip member per chunk), kept here as
+//!   the baseline; the sizes go to `target/bench-shapes/compress-object.json`.
 //!
 //! The records are also written to `target/bench-shapes/` with their wrapping key, so that the
 //! Python reference path (`bench/reference.py`) times exactly the same bytes in the same run.
@@ -398,12 +403,103 @@ fn compression(c: &mut Criterion) {
     std::fs::write(dir.join("compression.json"), serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
 }
 
+/// Records in the `compress-object` benchmark's object: a whole Lambda batch.
+const OBJECT_RECORDS: usize = 10_000;
+
+/// Bytes of NDJSON per member of the baseline layout (its `MEMBER_LEN`).
+const BASELINE_MEMBER_LEN: usize = 1 << 20;
+
+thread_local! {
+    static BASELINE: std::cell::RefCell<(libdeflater::Compressor, Vec<u8>, Vec<u8>)> = std::cell::RefCell::new((
+        libdeflater::Compressor::new(libdeflater::CompressionLvl::default()),
+        Vec::new(),
+        Vec::new(),
+    ));
+}
+
+/// Archive objects' gzip before issue 21 (kept as the baseline): the lines cut into chunks of at
+/// least 1 MiB at record boundaries, each chunk one libdeflate level-6 gzip member on the CPU pool,
+/// with per-thread compressor and buffers.
+fn multi_member_libdeflate(pieces: &[&[u8]]) -> Vec<u8> {
+    use rayon::prelude::*;
+    let mut chunks: Vec<&[&[u8]]> = Vec::new();
+    let (mut start, mut len) = (0, 0);
+    for (index, piece) in pieces.iter().enumerate() {
+        len += piece.len();
+        if len >= BASELINE_MEMBER_LEN {
+            chunks.push(&pieces[start..=index]);
+            (start, len) = (index + 1, 0);
+        }
+    }
+    if start < pieces.len() || chunks.is_empty() {
+        chunks.push(&pieces[start..]);
+    }
+    let members: Vec<Vec<u8>> = chunks
+        .par_iter()
+        .map(|chunk| {
+            BASELINE.with(|state| {
+                let (compressor, input, output) = &mut *state.borrow_mut();
+                input.clear();
+                chunk.iter().for_each(|piece| input.extend_from_slice(piece));
+                output.resize(compressor.gzip_compress_bound(input.len()), 0);
+                let len = compressor.gzip_compress(input, output).unwrap();
+                output[..len].to_vec()
+            })
+        })
+        .collect();
+    members.concat()
+}
+
+/// A way to gzip an object's pieces (`compress-object`).
+type ObjectLayout = dyn Fn(&[&[u8]]) -> Vec<u8> + Sync;
+
+/// The CPU of gzip'ing a whole batch's object, one member against the multi-member baseline.
+fn compress_object(c: &mut Criterion) {
+    let shape = shapes().into_iter().find(|s| s.id == "20-events-0378").unwrap();
+    let keyring = RawAesKeyring::das(&KEY).unwrap();
+    let filter = lambda_filter();
+    let mut records = vec![shape.lines.clone()];
+    for data in &shape.others {
+        let envelope = Envelope::parse(data).unwrap();
+        let rendered = render_record(&envelope, &keyring, &filter, &DecodeOptions::default(), &origin()).unwrap();
+        records.push(rendered.lines);
+    }
+    let pieces: Vec<&[u8]> = (0..OBJECT_RECORDS)
+        .map(|i| records[i % records.len()].as_slice())
+        .collect();
+    let ndjson_bytes: usize = pieces.iter().map(|p| p.len()).sum();
+    let one_member = |pieces: &[&[u8]]| layout(Compression::Gzip).archive_object(String::new(), pieces).body;
+    let layouts: [(&str, &ObjectLayout); 2] = [
+        ("multi-member-libdeflate", &multi_member_libdeflate),
+        ("one-member", &one_member),
+    ];
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let mut sizes = serde_json::json!({"records": OBJECT_RECORDS, "ndjson_bytes": ndjson_bytes});
+    let mut group = c.benchmark_group("compress-object");
+    group.sample_size(10).sampling_mode(criterion::SamplingMode::Flat);
+    group.throughput(Throughput::Bytes(ndjson_bytes as u64));
+    for (name, encode) in layouts {
+        let body = encode(&pieces);
+        assert!(gunzip(&body, 1 << 30).unwrap().len() == ndjson_bytes);
+        sizes[name] = body.len().into();
+        group.bench_function(name, |b| b.iter(|| pool.install(|| encode(black_box(&pieces))).len()));
+    }
+    group.finish();
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-shapes");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("compress-object.json"),
+        serde_json::to_vec_pretty(&sizes).unwrap(),
+    )
+    .unwrap();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .sample_size(20)
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_millis(1200));
-    targets = pipeline, stages, compression
+    targets = pipeline, stages, compression, compress_object
 }
 criterion_main!(benches);

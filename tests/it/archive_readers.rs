@@ -1,16 +1,32 @@
-//! Archive objects as other programs read them: a large `.ndjson.gz` object is several gzip members
-//! (compressed in parallel), and a `.ndjson.zst` object one zstd frame; GNU `gzip -d` and Python's
-//! `gzip` module must read each member, in order, as one stream; a zstd reader that stops after
-//! the first frame must still get every line.
+//! Archive objects as other programs read them. A large `.ndjson.gz` object is one gzip member
+//! whose deflate stream was compressed in parallel chunks, and a `.ndjson.zst` object one zstd
+//! frame; every reader people query archives with must read every line of them, in order: GNU
+//! `gzip -dc`, Python's `gzip`, flate2's single-member `GzDecoder`, DuckDB's `read_json`, pyarrow's
+//! JSON reader, Java's `GZIPInputStream` over a stream whose `available()` is 0 (how Trino, Athena's
+//! engine, read gzip text before its release 422), and for zstd DuckDB, pyarrow and the `zstd` CLI.
+//! A reader that stops after the first gzip member would lose lines without an error. flate2's
+//! `GzDecoder` is such a reader on every version (shown on a two-member file below). Java's is on
+//! some builds: through this test's stream, Debian 12's OpenJDK 17.0.15 read 245,075 of the 490,150
+//! bytes of a two-member file, while 17.0.21.1 and Temurin 25.0.3 read both (measured 2026-12-02).
+//! The fix that reads on after a member's trailer (JDK-7036144, JDK 23, backported to 17 and 21)
+//! was reverted in 2026 (JDK-8381670; in Amazon Corretto 17, 21 and 25 too:
+//! <https://github.com/corretto/corretto-17/pull/268>), and JDK 27 makes reading on opt-in
+//! (`jdk.util.gzip.tryReadAheadAfterTrailer`, <https://github.com/openjdk/jdk/pull/31748>): one
+//! member is the only layout every build reads whole.
+//!
+//! Needs the venv's Python (`make venv`: pyarrow, duckdb), a JDK's `java` and the `zstd` CLI
+//! (`make test-tools`, which `make test` runs first).
 #![cfg(feature = "aws")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::common;
 use das_archiver::archive::{Compression, Layout};
 
-/// About 4 MB of NDJSON lines, one "record" of 20 lines at a time: several gzip members.
+/// About 2.6 MB of NDJSON lines, one "record" of 20 lines at a time: three deflate chunks.
 fn records() -> Vec<Vec<u8>> {
     (0..2_000)
         .map(|r| {
@@ -28,6 +44,13 @@ fn records() -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// The rows a table reader must return for `records()`, as `archive_read.py` prints them.
+fn rows() -> String {
+    (0..2_000)
+        .flat_map(|r| (0..20).map(move |e| format!("{r}\t{e}\tSELECT {} FROM t{e}\n", r * 31 + e)))
+        .collect()
+}
+
 fn object(compression: Compression, lines: &[Vec<u8>]) -> Vec<u8> {
     let layout = Layout {
         prefix: String::new(),
@@ -37,43 +60,126 @@ fn object(compression: Compression, lines: &[Vec<u8>]) -> Vec<u8> {
     layout.archive_object("k".into(), &pieces).body
 }
 
-#[test]
-fn a_multi_member_gzip_object_reads_whole_with_gnu_gzip_and_python() {
-    let lines = records();
-    let body = object(Compression::Gzip, &lines);
-    let members = body.windows(4).filter(|w| *w == [0x1f, 0x8b, 0x08, 0x00]).count();
-    assert!(members >= 3, "expected several gzip members, found {members}");
+/// The object of `records()` written as `object.ndjson.<extension>` in a new temporary directory.
+fn written(compression: Compression) -> (tempfile::TempDir, PathBuf) {
+    let extension = match compression {
+        Compression::Gzip => "gz",
+        Compression::Zstd => "zst",
+        Compression::None => "",
+    };
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("object.ndjson.gz");
-    std::fs::write(&path, &body).unwrap();
-    let expected = lines.concat();
+    let path = dir.path().join(format!("object.ndjson.{extension}"));
+    std::fs::write(&path, object(compression, &records())).unwrap();
+    (dir, path)
+}
 
-    let gnu = Command::new("gzip").arg("-dc").arg(&path).output().unwrap();
-    assert!(gnu.status.success(), "{}", String::from_utf8_lossy(&gnu.stderr));
-    assert!(
-        gnu.stdout == expected,
-        "gzip -dc read {} of {} bytes",
-        gnu.stdout.len(),
-        expected.len()
-    );
-
-    let script = "import gzip, sys\n\
-                  whole = gzip.decompress(open(sys.argv[1], 'rb').read())\n\
-                  with gzip.open(sys.argv[1], 'rb') as f:\n    streamed = f.read()\n\
-                  assert whole == streamed\n\
-                  sys.stdout.buffer.write(whole)\n";
-    let python = Command::new(common::oracle_python())
-        .args(["-c", script])
-        .arg(&path)
+/// The standard output of `command`, which must succeed; `reader` names it in failures.
+fn run(reader: &str, command: &mut Command) -> Vec<u8> {
+    let out = command
         .output()
-        .unwrap();
-    assert!(python.status.success(), "{}", String::from_utf8_lossy(&python.stderr));
+        .unwrap_or_else(|e| panic!("{reader} could not be started ({e}); run `make test-tools`"));
     assert!(
-        python.stdout == expected,
-        "Python read {} of {} bytes",
-        python.stdout.len(),
-        expected.len()
+        out.status.success(),
+        "{reader} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
+    out.stdout
+}
+
+/// Asserts that `reader` read exactly `expected`, every line in order.
+fn assert_every_line(reader: &str, read: &[u8], expected: &[u8]) {
+    let lines = |bytes: &[u8]| bytes.iter().filter(|&&b| b == b'\n').count();
+    assert_eq!(lines(read), lines(expected), "{reader}: lines read");
+    assert!(
+        read == expected,
+        "{reader}: the lines read differ from the lines written"
+    );
+}
+
+fn oracle_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracle/archive_read.py")
+}
+
+/// What `archive_read.py <reader>` reads from `path`.
+fn python_reader(reader: &str, path: &Path) -> Vec<u8> {
+    run(
+        reader,
+        Command::new(common::oracle_python())
+            .arg(oracle_script())
+            .arg(reader)
+            .arg(path),
+    )
+}
+
+/// What Java's `GZIPInputStream` reads from `path` through a stream whose `available()` is 0.
+fn java_reader(path: &Path) -> Vec<u8> {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracle/GzipAvailableZero.java");
+    run("java GZIPInputStream", Command::new("java").arg(source).arg(path))
+}
+
+/// What flate2's `GzDecoder`, which reads one member, reads from `body`, and the bytes left after it.
+fn single_member_reader(body: &[u8]) -> (Vec<u8>, usize) {
+    let mut decoder = flate2::bufread::GzDecoder::new(body);
+    let mut plain = Vec::new();
+    decoder.read_to_end(&mut plain).unwrap();
+    (plain, decoder.into_inner().len())
+}
+
+#[test]
+fn a_large_gzip_object_is_one_member_that_flate2_gz_decoder_reads_whole() {
+    let lines = records();
+    assert!(
+        lines.concat().len() > 2 * das_archiver::compress::CHUNK_LEN,
+        "several chunks"
+    );
+    let body = object(Compression::Gzip, &lines);
+    let (read, left) = single_member_reader(&body);
+    assert_every_line("flate2 GzDecoder", &read, &lines.concat());
+    assert_eq!(left, 0, "nothing follows the first gzip member");
+}
+
+#[test]
+fn gnu_gzip_reads_every_line_of_a_gzip_object() {
+    let (_dir, path) = written(Compression::Gzip);
+    let read = run("gzip -dc", Command::new("gzip").arg("-dc").arg(&path));
+    assert_every_line("gzip -dc", &read, &records().concat());
+}
+
+#[test]
+fn python_gzip_reads_every_line_of_a_gzip_object() {
+    let (_dir, path) = written(Compression::Gzip);
+    assert_every_line("Python gzip", &python_reader("python-gzip", &path), &records().concat());
+}
+
+#[test]
+fn java_gzip_input_stream_over_a_zero_available_stream_reads_every_line_of_a_gzip_object() {
+    let (_dir, path) = written(Compression::Gzip);
+    assert_every_line("java GZIPInputStream", &java_reader(&path), &records().concat());
+}
+
+#[test]
+fn duckdb_read_json_reads_every_line_of_gzip_and_zstd_objects() {
+    for compression in [Compression::Gzip, Compression::Zstd] {
+        let (_dir, path) = written(compression);
+        let reader = format!("DuckDB read_json ({compression:?})");
+        assert_every_line(&reader, &python_reader("duckdb", &path), rows().as_bytes());
+    }
+}
+
+#[test]
+fn pyarrow_json_reads_every_line_of_gzip_and_zstd_objects() {
+    for compression in [Compression::Gzip, Compression::Zstd] {
+        let (_dir, path) = written(compression);
+        let reader = format!("pyarrow.json ({compression:?})");
+        assert_every_line(&reader, &python_reader("pyarrow", &path), rows().as_bytes());
+    }
+}
+
+#[test]
+fn the_zstd_cli_reads_every_line_of_a_zstd_object() {
+    let (_dir, path) = written(Compression::Zstd);
+    let read = run("zstd -dc", Command::new("zstd").arg("-dc").arg(&path));
+    assert_every_line("zstd -dc", &read, &records().concat());
 }
 
 #[test]
@@ -82,6 +188,32 @@ fn a_zstd_object_is_one_frame_holding_every_line() {
     let body = object(Compression::Zstd, &lines);
     let mut decoder = zstd::stream::Decoder::new(body.as_slice()).unwrap().single_frame();
     let mut first_frame = Vec::new();
-    std::io::Read::read_to_end(&mut decoder, &mut first_frame).unwrap();
-    assert!(first_frame == lines.concat(), "the first frame holds every line");
+    decoder.read_to_end(&mut first_frame).unwrap();
+    assert_every_line("zstd single frame", &first_frame, &lines.concat());
+}
+
+/// The control: flate2's `GzDecoder` loses lines silently on a file of several gzip members (what
+/// archive objects were before), so its reading every line of an object means something.
+#[test]
+fn flate2_gz_decoder_stops_after_the_first_member_of_a_two_member_file() {
+    let lines = records();
+    let (first, second) = lines.split_at(1_000);
+    let two_members = [
+        das_archiver::gunzip::gzip(&first.concat()),
+        das_archiver::gunzip::gzip(&second.concat()),
+    ]
+    .concat();
+    let (read, left) = single_member_reader(&two_members);
+    assert!(
+        read == first.concat() && left > 0,
+        "flate2 GzDecoder reads the first member only"
+    );
+
+    // Java's GZIPInputStream is not asserted here: whether it reads on after a trailer depends on the
+    // JDK build (module doc).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("two-members.ndjson.gz");
+    std::fs::write(&path, &two_members).unwrap();
+    let read = run("gzip -dc", Command::new("gzip").arg("-dc").arg(&path));
+    assert!(read == lines.concat(), "gzip -dc reads both members");
 }
