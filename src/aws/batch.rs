@@ -432,7 +432,10 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
         };
         let keyrings = self.fetch_keys(&envelopes, &resource).await;
         let give_up = self.give_up_at(&batch, now);
-        let Some(decoded) = self.decode_all(&batch, envelopes, &keyrings, ocsf.as_ref(), give_up).await else {
+        let Some(decoded) = self
+            .decode_all(&batch, envelopes, &keyrings, ocsf.as_ref(), give_up)
+            .await
+        else {
             return retry_everything(&batch, Some(resource));
         };
         let DecodedBatch {
@@ -653,7 +656,14 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
             days.into_iter()
                 .map(|(day, group)| {
                     let body = ocsf_parquet::encode(&group.events);
-                    (day, group.first, group.last, group.records, group.events.len() as u64, body)
+                    (
+                        day,
+                        group.first,
+                        group.last,
+                        group.records,
+                        group.events.len() as u64,
+                        body,
+                    )
                 })
                 .collect::<Vec<_>>()
         };
@@ -1412,7 +1422,10 @@ mod tests {
         assert_eq!((outcome.retry_from, outcome.metrics.events_archived), (None, 120_000));
         let first = archiver.sink().objects();
         archiver.process(batch(input)).await;
-        assert!(archiver.sink().objects() == first, "a retried batch writes the same bytes");
+        assert!(
+            archiver.sink().objects() == first,
+            "a retried batch writes the same bytes"
+        );
     }
 
     /// Fails every write whose key contains `hour=03`.
@@ -1613,7 +1626,10 @@ mod tests {
         let outcome = archiver.process_at(batch(input.clone()), now).await;
         assert_eq!(outcome.retry_from.as_deref(), Some(input[1].sequence_number.as_str()));
         let m = outcome.metrics;
-        assert_eq!((m.records_given_up, m.records_quarantined, m.records_retried), (0, 0, 3));
+        assert_eq!(
+            (m.records_given_up, m.records_quarantined, m.records_retried),
+            (0, 0, 3)
+        );
         assert!(quarantine_documents(archiver.sink()).is_empty());
         assert_eq!(archiver.failing_records().len(), 1, "the retry point is remembered");
     }
@@ -1629,13 +1645,20 @@ mod tests {
         let rest = input[1..].to_vec();
         for minutes in [1, 10, 29] {
             let retry = archiver.process_at(batch(rest.clone()), start + MINUTE * minutes).await;
-            assert_eq!(retry.retry_from.as_deref(), Some(input[1].sequence_number.as_str()), "{minutes} min");
+            assert_eq!(
+                retry.retry_from.as_deref(),
+                Some(input[1].sequence_number.as_str()),
+                "{minutes} min"
+            );
             assert_eq!(retry.metrics.records_given_up, 0, "{minutes} min");
         }
         let outcome = archiver.process_at(batch(rest), start + MINUTE * 30).await;
         assert_eq!(outcome.retry_from, None);
         let m = outcome.metrics;
-        assert_eq!((m.records_given_up, m.records_quarantined, m.events_archived), (1, 1, 6));
+        assert_eq!(
+            (m.records_given_up, m.records_quarantined, m.events_archived),
+            (1, 1, 6)
+        );
         let quarantined = quarantine_documents(archiver.sink());
         assert_eq!(quarantined.len(), 1);
         assert_eq!(quarantined[0]["errorKind"], "given-up");

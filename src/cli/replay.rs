@@ -103,12 +103,7 @@ pub(super) async fn replay(args: &ReplayArgs) -> Result<ExitCode, String> {
     let filter = Filter::new(&settings.filter).map_err(|e| e.to_string())?;
     let mut batch_settings = settings.batch_settings();
     batch_settings.give_up = None;
-    let archiver = Archiver::new(
-        batch_settings,
-        KeyCache::new(keys, settings.key_cache),
-        filter,
-        sink,
-    );
+    let archiver = Archiver::new(batch_settings, KeyCache::new(keys, settings.key_cache), filter, sink);
     let outcome = archiver.process(Batch::from(event)).await;
     let m = &outcome.metrics;
     eprintln!(

@@ -691,9 +691,8 @@ async fn during_a_catch_up_a_throttled_record_is_retried_and_given_up_only_after
     // A mapping reading 13 hours behind: every record is older than the 12-hour give-up age.
     let start = SystemTime::now();
     let batch = Batch::new(&env, "cluster-CATCHUP0000001", 3, unix_now() - 13.0 * 3600.0).await;
-    env.proxy.add(
-        Rule::new(Match::Kms("Decrypt"), Answer::kms("ThrottlingException")).body_contains(batch.blob_b64(1)),
-    );
+    env.proxy
+        .add(Rule::new(Match::Kms("Decrypt"), Answer::kms("ThrottlingException")).body_contains(batch.blob_b64(1)));
     let archiver = env.archiver(&DEPLOYED_GIVE_UP);
     run_and_check(&env, &archiver, &batch, Ended::RetryFrom(1), "ThrottlingException").await;
     // Lambda sends record 1 again and again; 29 minutes on, it is still retried.
@@ -712,7 +711,10 @@ async fn during_a_catch_up_a_throttled_record_is_retried_and_given_up_only_after
     assert_eq!(documents[0]["errorKind"], "given-up");
     assert_eq!(documents[0]["kinesis"]["sequenceNumber"], batch.sequence(1));
     let error = documents[0]["error"].as_str().unwrap();
-    assert!(error.contains("still failing after") && error.contains("ThrottlingException"), "{error}");
+    assert!(
+        error.contains("still failing after") && error.contains("ThrottlingException"),
+        "{error}"
+    );
     assert_eq!(
         moto::archived_lines(&env.cfg, BUCKET, &format!("activity/{}/", batch.resource)).await,
         batch.expected_lines([0, 2])
@@ -724,9 +726,8 @@ async fn during_a_catch_up_a_throttled_record_is_retried_and_given_up_only_after
 async fn a_throttled_record_within_an_hour_of_the_streams_retention_is_given_up_at_once() {
     let env = Env::start().await;
     let batch = Batch::new(&env, "cluster-NEARRETENTION1", 3, unix_now() - 23.5 * 3600.0).await;
-    env.proxy.add(
-        Rule::new(Match::Kms("Decrypt"), Answer::kms("ThrottlingException")).body_contains(batch.blob_b64(1)),
-    );
+    env.proxy
+        .add(Rule::new(Match::Kms("Decrypt"), Answer::kms("ThrottlingException")).body_contains(batch.blob_b64(1)));
     let archiver = env.archiver(&DEPLOYED_GIVE_UP);
     run_and_check(&env, &archiver, &batch, Ended::Quarantined(1), "24 h retention").await;
     assert_eq!(quarantined(&env.cfg, &batch.resource).await[0]["errorKind"], "given-up");
@@ -735,10 +736,20 @@ async fn a_throttled_record_within_an_hour_of_the_streams_retention_is_given_up_
 /// Every key under `prefix`, listed (no object read).
 async fn list_keys(cfg: &SdkConfig, prefix: &str) -> Vec<String> {
     let s3 = moto::s3_client(cfg);
-    let mut pages = s3.list_objects_v2().bucket(BUCKET).prefix(prefix).into_paginator().send();
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .prefix(prefix)
+        .into_paginator()
+        .send();
     let mut keys = Vec::new();
     while let Some(page) = pages.next().await {
-        keys.extend(page.unwrap().contents().iter().filter_map(|o| o.key().map(str::to_owned)));
+        keys.extend(
+            page.unwrap()
+                .contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_owned)),
+        );
     }
     keys
 }
@@ -765,7 +776,10 @@ async fn a_batch_of_ten_thousand_poison_records_is_quarantined_in_one_invocation
             data.push(record::encode_with(&payload, &keyring, &blob, &EncodeOptions::default()).unwrap());
         }
     }
-    let arn = format!("arn:aws:kinesis:us-east-1:123456789012:stream/{}", resource.stream_name());
+    let arn = format!(
+        "arn:aws:kinesis:us-east-1:123456789012:stream/{}",
+        resource.stream_name()
+    );
     let event = lambda_kinesis_event(&arn, SHARD, &data, 0, ARRIVAL);
     env.proxy.add(
         Rule::new(Match::Kms("Decrypt"), Answer::kms("IncorrectKeyException"))
@@ -788,9 +802,17 @@ async fn a_batch_of_ten_thousand_poison_records_is_quarantined_in_one_invocation
         started.elapsed(),
         env.proxy.peak_in_flight()
     );
-    assert_eq!(response, json!({"batchItemFailures": []}), "one invocation finishes the batch");
+    assert_eq!(
+        response,
+        json!({"batchItemFailures": []}),
+        "one invocation finishes the batch"
+    );
     assert_eq!(env.proxy.count(&Match::Kms("Decrypt")), 10, "one Decrypt per data key");
-    assert_eq!(env.proxy.count(&Match::S3PutObject), RECORDS, "one quarantine object per record");
+    assert_eq!(
+        env.proxy.count(&Match::S3PutObject),
+        RECORDS,
+        "one quarantine object per record"
+    );
     let peak = env.proxy.peak_in_flight();
     assert!(
         (2..=WRITE_CONCURRENCY).contains(&peak),
