@@ -55,7 +55,7 @@ async fn run<S: Sink>(sink: S, batch: Batch, label: &str, json: bool) {
     let settings = BatchSettings {
         resource_id: None,
         resource_ids: Vec::new(),
-        give_up_after: None,
+        give_up: None,
         layout: Layout {
             prefix: "activity/".into(),
             compression: Compression::Gzip,

@@ -3,16 +3,18 @@
 //!
 //! [`Archiver::process`] runs these steps, each its own function:
 //! 1. parse envelopes — every record's DAS record JSON ([`parse_envelope`]), in parallel;
-//! 2. fetch keys — the distinct data keys, cached, concurrently;
+//! 2. fetch keys — the distinct data keys, cached, at most [`KEY_LOOKUP_CONCURRENCY`] at a time;
 //! 3. decode all — decrypt, filter and format every record in parallel on the CPU, each inside
 //!    `catch_unwind` (as [`decode_records`], shared with `das tail`, does), giving each record its
-//!    fate: decoded, permanent (quarantine), given up, or transient (retry). Records are decoded a
-//!    window at a time, and each window's lines are compressed into their archive object and freed
-//!    while the next window decodes (`batch/windows.rs`), up to the first record that must be retried;
+//!    fate: decoded, permanent (quarantine), given up (`batch/give_up.rs`), or transient (retry).
+//!    Records are decoded a step at a time, and each window's lines are compressed into their archive
+//!    object and freed while the next records decode (`batch/windows.rs`), up to the first record that
+//!    must be retried;
 //! 4. plan writes — one object per arrival date-hour, one quarantine object per bad record, and with
 //!    `DAS_OUTPUT=ocsf-parquet` one OCSF Parquet object per event day for Security Lake, for the
 //!    records before the retry point only;
-//! 5. write objects — all at once;
+//! 5. write objects — at most [`WRITE_CONCURRENCY`] at a time (a batch of 10,000 bad records is
+//!    10,000 quarantine objects);
 //! 6. retry point — the first record that failed transiently, or that a failed write held;
 //! 7. metrics — counted after the writes;
 //! 8. summary — the batch's answer and its one log line.
@@ -24,8 +26,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
+use futures::StreamExt as _;
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -39,8 +42,24 @@ use crate::pipeline::filter::Filter;
 use crate::pipeline::record::{DecodeOptions, OcsfSource, RecordError};
 use crate::pipeline::utc::UtcDateTime;
 
+mod give_up;
 mod windows;
+pub use give_up::{FailingRecords, GiveUpPolicy, GiveUpReason, MAX_FAILING_RECORDS, RETENTION_MARGIN};
 use windows::{DecodedBatch, Decoder, GiveUp};
+
+/// The most objects a batch writes at once. A batch of records that all fail (a stream restarted
+/// under a new key while `DAS_KMS_KEY_ARN` pins the old one) is one quarantine `PutObject` per record,
+/// 10,000 with the largest batch size. Each request in flight holds a connection, so a file
+/// descriptor, of the 1,024 a Lambda function has
+/// (<https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html>); the SDK's connection
+/// pool sets no bound of its own. And S3 serves at least 3,500 `PUT`s per second per partitioned
+/// prefix, answering a sudden burst with `503 SlowDown` while it scales
+/// (<https://docs.aws.amazon.com/AmazonS3/latest/userguide/optimizing-performance.html>): at 10 to
+/// 50 ms per `PutObject`, 64 in flight is 1,300 to 6,400 a second, and 10,000 quarantine objects take
+/// seconds, well inside the function's timeout.
+pub const WRITE_CONCURRENCY: usize = 64;
+
+pub use crate::aws::keys::KEY_LOOKUP_CONCURRENCY;
 
 // The core's record renderer, under the path benches and callers already name.
 pub use crate::pipeline::record::{render_record, RecordOrigin, Rendered};
@@ -119,9 +138,9 @@ pub struct BatchSettings {
     pub resource_id: Option<ResourceId>,
     /// The databases this deployment may archive (`DAS_RESOURCE_IDS`; empty: any).
     pub resource_ids: Vec<ResourceId>,
-    /// A record that would be retried and arrived longer ago than this is quarantined instead
-    /// (`DAS_GIVE_UP_AFTER_SECONDS`; `None`: never).
-    pub give_up_after: Option<Duration>,
+    /// When a record that keeps failing is quarantined instead of retried (`DAS_GIVE_UP_*`,
+    /// `DAS_STREAM_RETENTION_HOURS`; `None`: never, as `das replay` and `das redrive` run).
+    pub give_up: Option<GiveUpPolicy>,
     /// Object naming and compression.
     pub layout: Layout,
     /// Decoding limits.
@@ -263,6 +282,8 @@ pub struct Archiver<K, S> {
     keys: KeyCache<K>,
     filter: Arc<Filter>,
     sink: S,
+    /// The records this container left for retry, and since when their shard has been failing.
+    failing: FailingRecords,
 }
 
 /// How one record ended. A new kind of ending (e.g. a configuration error) is one more variant here
@@ -274,9 +295,14 @@ enum Fate {
     Permanent(DecodeFailure),
     /// Could not be finished now; retry from here.
     Transient(DecodeFailure),
-    /// Still failing transiently after the give-up age: quarantined (still encrypted, redrivable)
+    /// Kept failing transiently ([`GiveUpPolicy`]): quarantined (still encrypted, redrivable)
     /// instead of holding the shard until the stream's retention drops it.
-    GivenUp(DecodeFailure),
+    GivenUp {
+        failure: DecodeFailure,
+        reason: GiveUpReason,
+        /// Since when (Unix seconds) the shard has been failing.
+        since: f64,
+    },
 }
 
 impl Fate {
@@ -355,6 +381,7 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
             keys,
             filter: Arc::new(filter),
             sink,
+            failing: FailingRecords::default(),
         }
     }
 
@@ -373,8 +400,20 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
         &self.keys
     }
 
+    /// The records this container left for retry (for tests and metrics).
+    pub fn failing_records(&self) -> &FailingRecords {
+        &self.failing
+    }
+
     /// Processes one batch. Never panics; never reports a record done that was not written.
     pub async fn process(&self, batch: Batch) -> BatchOutcome {
+        self.process_at(batch, SystemTime::now()).await
+    }
+
+    /// [`Archiver::process`] with the clock reading `now`: records' ages and how long a shard has
+    /// been failing are measured from it (tests move it forward instead of waiting).
+    pub async fn process_at(&self, batch: Batch, now: SystemTime) -> BatchOutcome {
+        let now = now.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
         let before = self.keys.stats();
         let Some(resource) = self.resource_id(&batch) else {
             // Counted under the stream's own id where it has one, so its alarms see the retries.
@@ -392,22 +431,65 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
             return retry_everything(&batch, Some(resource));
         };
         let keyrings = self.fetch_keys(&envelopes, &resource).await;
-        let Some(decoded) = self.decode_all(&batch, envelopes, &keyrings, ocsf.as_ref()).await else {
+        let give_up = self.give_up_at(&batch, now);
+        let Some(decoded) = self
+            .decode_all(&batch, envelopes, &keyrings, ocsf.as_ref(), give_up)
+            .await
+        else {
             return retry_everything(&batch, Some(resource));
         };
         let DecodedBatch {
-            fates,
+            mut fates,
             first_transient,
+            failing_since,
             hours,
         } = decoded;
         // Nothing at or after the first transient failure may be written: Kinesis retries from it.
-        let settled = fates.get(..first_transient.unwrap_or(fates.len())).unwrap_or_default();
-        let plan = self.plan_writes(&batch, &resource, settled, hours, ocsf.as_deref());
+        let settled_len = first_transient.unwrap_or(fates.len()).min(fates.len());
+        let settled = fates.get_mut(..settled_len).unwrap_or_default();
+        let mut plan = self.plan_writes(&batch, &resource, settled, hours);
+        if let (Some(lake), Some(source)) = (&self.settings.outputs.security_lake, ocsf.as_deref()) {
+            self.plan_ocsf(&batch, lake, source, settled, &mut plan).await;
+        }
         let mut written = self.write_objects(plan.writes).await;
         written.first_failed = earliest(written.first_failed, plan.unencodable);
         let retry = retry_point(&fates, first_transient, written.first_failed);
-        let metrics = self.metrics(&batch, settled, &written, retry, before);
+        self.remember_failing(&batch, &fates, retry, failing_since);
+        let settled = fates.get(..settled_len).unwrap_or_default();
+        let metrics = self.metrics(&batch, settled, &written, retry, before, now);
         summary(&batch, resource, metrics, retry)
+    }
+
+    /// The give-up rule for this batch: the settings' policy at `now`, with the batch's records this
+    /// container left for retry before.
+    fn give_up_at(&self, batch: &Batch, now: f64) -> GiveUp {
+        let remembered = match self.settings.give_up {
+            Some(_) => self.failing.take(
+                batch
+                    .records
+                    .iter()
+                    .map(|r| (r.shard_id.as_str(), r.sequence_number.as_str())),
+            ),
+            None => Vec::new(),
+        };
+        GiveUp::new(self.settings.give_up, now, remembered)
+    }
+
+    /// Remembers the record Kinesis will retry from, and since when its shard has been failing, when
+    /// it failed to decode (a transient failure, or a given-up record whose quarantine write failed).
+    fn remember_failing(&self, batch: &Batch, fates: &[Fate], retry: Option<usize>, failing_since: Option<f64>) {
+        if self.settings.give_up.is_none() {
+            return;
+        }
+        let Some(index) = retry else { return };
+        let since = match fates.get(index) {
+            Some(Fate::Transient(_)) => failing_since,
+            Some(Fate::GivenUp { since, .. }) => Some(*since),
+            _ => None,
+        };
+        if let (Some(since), Some(input)) = (since, batch.records.get(index)) {
+            self.failing.remember(&input.shard_id, &input.sequence_number, since);
+        }
     }
 
     /// The database the batch belongs to: named by the stream, checked against `DAS_RESOURCE_ID` and
@@ -445,15 +527,18 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
         })))
     }
 
-    /// One lookup per distinct key blob, all at once; DAS reuses a data key for many records.
+    /// One lookup per distinct key blob, [`KEY_LOOKUP_CONCURRENCY`] at a time; DAS reuses a data key
+    /// for many records.
     async fn fetch_keys(&self, envelopes: &[Result<Envelope, DecodeFailure>], resource: &ResourceId) -> Keyrings {
         let mut blobs: Vec<&[u8]> = envelopes.iter().flatten().map(|e| e.key_blob.as_slice()).collect();
         blobs.sort_unstable();
         blobs.dedup();
-        let lookups = blobs
+        self.keys
+            .keyrings(blobs, resource)
+            .await
             .into_iter()
-            .map(|blob| async move { (blob.to_vec(), self.keys.keyring(blob, resource).await.map_err(Arc::new)) });
-        futures::future::join_all(lookups).await.into_iter().collect()
+            .map(|(blob, result)| (blob.to_vec(), result.map_err(Arc::new)))
+            .collect()
     }
 
     /// Every record's fate, in order, up to the first that must be retried, and the archive
@@ -465,6 +550,7 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
         envelopes: Vec<Result<Envelope, DecodeFailure>>,
         keyrings: &Keyrings,
         ocsf: Option<&Arc<OcsfSource>>,
+        give_up: GiveUp,
     ) -> Option<DecodedBatch> {
         let origins = batch.records.iter().map(|r| {
             let origin = RecordOrigin::new(&r.shard_id, &r.sequence_number);
@@ -479,7 +565,7 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
             options: self.settings.decode.clone(),
             compression: self.settings.layout.compression,
             ndjson: self.settings.outputs.ndjson,
-            give_up: GiveUp::now(self.settings.give_up_after),
+            give_up,
         };
         let batch = Arc::clone(batch);
         match tokio::task::spawn_blocking(move || decoder.run(&batch, jobs)).await {
@@ -493,16 +579,15 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
     }
 
     /// The objects for the settled records (those before the retry point): one quarantine object per
-    /// bad record, then (NDJSON output) one archive object per arrival date-hour that kept any event,
-    /// then (OCSF output) one Parquet object per event day. A bad record is quarantined once, whatever
-    /// the outputs.
+    /// bad record, then (NDJSON output) one archive object per arrival date-hour that kept any event
+    /// (the OCSF objects are planned after, by [`Archiver::plan_ocsf`]). A bad record is quarantined
+    /// once, whatever the outputs.
     fn plan_writes(
         &self,
         batch: &Batch,
         resource: &ResourceId,
         settled: &[Fate],
         hours: BTreeMap<HourKey, HourGroup>,
-        ocsf: Option<&OcsfSource>,
     ) -> Plan {
         let mut plan = Plan {
             writes: self.quarantine_writes(batch, resource, settled),
@@ -515,9 +600,6 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
                 Err(()) => plan.unencodable = earliest(plan.unencodable, Some(first)),
             }
         }
-        if let (Some(lake), Some(source)) = (&self.settings.outputs.security_lake, ocsf) {
-            self.plan_ocsf(batch, lake, source, settled, &mut plan);
-        }
         plan
     }
 
@@ -529,8 +611,8 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
             .enumerate()
             .filter_map(|(index, (fate, input))| {
                 let (failure, given_up) = match fate {
-                    Fate::Permanent(failure) => (failure, false),
-                    Fate::GivenUp(failure) => (failure, true),
+                    Fate::Permanent(failure) => (failure, None),
+                    Fate::GivenUp { failure, reason, .. } => (failure, Some(reason)),
                     Fate::Decoded(_) | Fate::Transient(_) => return None,
                 };
                 Some(Planned {
@@ -538,7 +620,7 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
                     first_index: index,
                     counts: Counts {
                         quarantined: 1,
-                        given_up: u64::from(given_up),
+                        given_up: u64::from(given_up.is_some()),
                         ..Counts::default()
                     },
                 })
@@ -556,17 +638,60 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
     /// iterator age shows it until a fixed version is deployed. The template runs the OCSF output in
     /// its own function, so such a stall never holds the NDJSON archive back.
     #[cfg(feature = "ocsf-parquet")]
-    fn plan_ocsf(&self, batch: &Batch, lake: &SecurityLake, source: &OcsfSource, settled: &[Fate], plan: &mut Plan) {
+    async fn plan_ocsf(
+        &self,
+        batch: &Batch,
+        lake: &SecurityLake,
+        source: &OcsfSource,
+        settled: &mut [Fate],
+        plan: &mut Plan,
+    ) {
         use crate::pipeline::ocsf_parquet::{self, Destination, Span};
+        let days = group_by_event_day(settled);
+        let Some(first_covered) = days.values().map(|g| g.first).min() else {
+            return;
+        };
+        // Encoding is CPU work of tens of milliseconds: off the async threads, on the blocking pool.
+        let encode = move || {
+            days.into_iter()
+                .map(|(day, group)| {
+                    let body = ocsf_parquet::encode(&group.events);
+                    (
+                        day,
+                        group.first,
+                        group.last,
+                        group.records,
+                        group.events.len() as u64,
+                        body,
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        let encoded = match tokio::task::spawn_blocking(encode).await {
+            Ok(encoded) => encoded,
+            Err(err) => {
+                tracing::error!(error = %err, "BUG: the OCSF Parquet encoder failed; the batch is retried from the first record it covers (please report)");
+                plan.unencodable = earliest(plan.unencodable, Some(first_covered));
+                return;
+            }
+        };
         let destination = Destination {
             prefix: &lake.prefix,
             source: &lake.source,
             region: &source.region,
             account: &source.account,
         };
-        for (day, group) in group_by_event_day(settled) {
-            let (Some(first), Some(last)) = (batch.records.get(group.first), batch.records.get(group.last)) else {
+        for (day, first_index, last_index, records, events, body) in encoded {
+            let (Some(first), Some(last)) = (batch.records.get(first_index), batch.records.get(last_index)) else {
                 continue;
+            };
+            let body = match body {
+                Ok(body) => body,
+                Err(err) => {
+                    tracing::error!(error = %err, event_day = %day, "BUG: the OCSF events could not be encoded as Parquet; the batch is retried from the first record they cover (please report)");
+                    plan.unencodable = earliest(plan.unencodable, Some(first_index));
+                    continue;
+                }
             };
             let span = Span {
                 resource_id: &source.resource_id,
@@ -574,17 +699,8 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
                 first_sequence: &first.sequence_number,
                 last_sequence: &last.sequence_number,
             };
-            let body = match ocsf_parquet::encode(&group.events) {
-                Ok(body) => body,
-                Err(err) => {
-                    tracing::error!(error = %err, event_day = %day, "BUG: the OCSF events could not be encoded as Parquet; the batch is retried from the first record they cover (please report)");
-                    plan.unencodable = earliest(plan.unencodable, Some(group.first));
-                    continue;
-                }
-            };
-            let events = group.events.len() as u64;
             let summary = ArchiveSummary {
-                records: group.records,
+                records,
                 events,
                 first_sequence: &first.sequence_number,
                 last_sequence: &last.sequence_number,
@@ -599,7 +715,7 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
             };
             plan.writes.push(Planned {
                 object: object.with_summary(&summary),
-                first_index: group.first,
+                first_index,
                 // With both outputs on, EventsArchived counts the NDJSON lines only.
                 counts: Counts {
                     events: if self.settings.outputs.ndjson { 0 } else { events },
@@ -612,7 +728,7 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
     /// Without the Parquet writer, configuration refuses `DAS_OUTPUT=ocsf-parquet`; settings built
     /// otherwise are a bug, retried rather than lost.
     #[cfg(not(feature = "ocsf-parquet"))]
-    fn plan_ocsf(&self, _: &Batch, _: &SecurityLake, _: &OcsfSource, settled: &[Fate], plan: &mut Plan) {
+    async fn plan_ocsf(&self, _: &Batch, _: &SecurityLake, _: &OcsfSource, settled: &mut [Fate], plan: &mut Plan) {
         if !settled.is_empty() {
             tracing::error!("BUG: OCSF output asked of a build without the ocsf-parquet feature; the batch is retried");
             plan.unencodable = Some(0);
@@ -626,12 +742,15 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
         resource: &ResourceId,
         input: &InputRecord,
         failure: &DecodeFailure,
-        given_up: bool,
+        given_up: Option<&GiveUpReason>,
     ) -> Object {
-        let (reason, error_kind) = if given_up {
-            let age = self.settings.give_up_after.map_or(0, |d| d.as_secs());
-            tracing::error!(seq = %input.sequence_number, shard = %input.shard_id, error = %failure, "record given up after {age} s of retries and quarantined; redrive it (das redrive) once the cause is fixed");
-            (format!("given up after {age} s of retries: {failure}"), "given-up")
+        let (reason, error_kind) = if let Some(why) = given_up {
+            let why = self
+                .settings
+                .give_up
+                .map_or_else(|| "given up".to_owned(), |policy| policy.describe(why));
+            tracing::error!(seq = %input.sequence_number, shard = %input.shard_id, error = %failure, "record {why}; it is quarantined: redrive it (das redrive) once the cause is fixed");
+            (format!("{why}: {failure}"), "given-up")
         } else {
             tracing::warn!(seq = %input.sequence_number, shard = %input.shard_id, error = %failure, "record quarantined");
             (failure.to_string(), "permanent")
@@ -686,16 +805,17 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
         }))
     }
 
-    /// Writes every planned object at once; a failed write is logged and remembered by the first
-    /// record it held.
+    /// Writes every planned object, [`WRITE_CONCURRENCY`] at a time; a failed write is logged and
+    /// remembered by the first record it held.
     async fn write_objects(&self, plan: Vec<Planned>) -> Written {
         let writes = plan.into_iter().map(|planned| async move {
             let bytes = planned.object.body.len() as u64;
             let result = self.sink.put(planned.object).await;
             (planned.first_index, planned.counts, bytes, result)
         });
+        let mut results = futures::stream::iter(writes).buffer_unordered(WRITE_CONCURRENCY);
         let mut written = Written::default();
-        for (first_index, counts, bytes, result) in futures::future::join_all(writes).await {
+        while let Some((first_index, counts, bytes, result)) = results.next().await {
             match result {
                 Ok(()) => {
                     written.objects += 1;
@@ -726,6 +846,7 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
         written: &Written,
         retry: Option<usize>,
         before: KeyCacheStats,
+        now: f64,
     ) -> BatchMetrics {
         let after = self.keys.stats();
         let mut metrics = BatchMetrics {
@@ -738,7 +859,7 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
             kms_calls: after.source_calls - before.source_calls,
             key_cache_hits: after.hits - before.hits,
             records_retried: retry.map_or(0, |i| (batch.records.len() - i) as u64),
-            oldest_record_age_seconds: oldest_record_age(batch),
+            oldest_record_age_seconds: oldest_record_age(batch, now),
             ..BatchMetrics::default()
         };
         // Filtering is counted for the records that are done; the rest come back with the retry.
@@ -755,11 +876,13 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
 
 /// The OCSF events of the decoded records by event day (UTC, `YYYYMMDD`), each group in Kinesis order.
 #[cfg(feature = "ocsf-parquet")]
-fn group_by_event_day(settled: &[Fate]) -> BTreeMap<String, DayGroup> {
+/// The events are moved out of the fates, not copied: a 10,000-record batch's events are most of
+/// the OCSF function's memory.
+fn group_by_event_day(settled: &mut [Fate]) -> BTreeMap<String, DayGroup> {
     let mut days: BTreeMap<String, DayGroup> = BTreeMap::new();
-    for (index, fate) in settled.iter().enumerate() {
+    for (index, fate) in settled.iter_mut().enumerate() {
         let Fate::Decoded(rendered) = fate else { continue };
-        for event in &rendered.ocsf {
+        for event in std::mem::take(&mut rendered.ocsf) {
             let time = event.get("time").and_then(serde_json::Value::as_i64).unwrap_or(0);
             let group = days
                 .entry(crate::pipeline::ocsf_parquet::event_day(time))
@@ -774,7 +897,7 @@ fn group_by_event_day(settled: &[Fate]) -> BTreeMap<String, DayGroup> {
                 group.records += 1;
             }
             group.last = index;
-            group.events.push(event.clone());
+            group.events.push(event);
         }
     }
     days
@@ -815,14 +938,11 @@ fn resolve_resource_id(settings: &BatchSettings, event_source_arn: Option<&str>)
     Ok(id)
 }
 
-/// Seconds since the batch's oldest record arrived in Kinesis (0 for an empty batch).
-fn oldest_record_age(batch: &Batch) -> u64 {
+/// Seconds between the arrival in Kinesis of the batch's oldest record and `now` (0 for an empty batch).
+fn oldest_record_age(batch: &Batch, now: f64) -> u64 {
     let Some(oldest) = batch.records.iter().map(|r| r.arrival_seconds).reduce(f64::min) else {
         return 0;
     };
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64());
     (now - oldest).max(0.0) as u64
 }
 
@@ -909,6 +1029,7 @@ mod tests {
     use crate::pipeline::record::{self, EncodeOptions};
     use crate::pipeline::simulate::{Engine, Simulator};
     use async_trait::async_trait;
+    use std::time::Duration;
     use zeroize::Zeroizing;
 
     const KEY: [u8; 32] = [0x5c; 32];
@@ -918,7 +1039,7 @@ mod tests {
         BatchSettings {
             resource_id: None,
             resource_ids: Vec::new(),
-            give_up_after: None,
+            give_up: None,
             layout: Layout {
                 prefix: "activity/".into(),
                 compression: Compression::None,
@@ -1143,8 +1264,8 @@ mod tests {
         assert_eq!(lines(archiver.sink(), "activity/").len(), 6);
     }
 
-    /// Records of 3 events make messages of about 830 bytes: 1,800 of them are two decode windows,
-    /// the first ending near record 1,270.
+    /// Records of 3 events are about 1,150 bytes of Kinesis data: 1,800 of them are two decode
+    /// windows, the first ending near record 910.
     fn gzip_archiver<K: DataKeySource>(keys: K) -> Archiver<K, MemorySink> {
         let mut gzip = settings();
         gzip.layout.compression = Compression::Gzip;
@@ -1173,14 +1294,8 @@ mod tests {
         let archiver = gzip_archiver(StaticKeySource::new(&KEY));
         // Half the records arrive in one hour, half in the next, each hour across window boundaries.
         let input = records(1800, 1_795_316_400.0 - 900.0);
-        let messages: usize = input
-            .iter()
-            .map(|r| Envelope::parse(r.data.as_ref().unwrap()).unwrap().message.len())
-            .sum();
-        assert!(
-            messages > windows::WINDOW_MESSAGE_BYTES,
-            "two windows at least: {messages} bytes"
-        );
+        let data: usize = input.iter().map(|r| r.data.as_ref().unwrap().len()).sum();
+        assert!(data > windows::WINDOW_DATA_BYTES, "two windows at least: {data} bytes");
         let outcome = archiver.process(batch(input.clone())).await;
         assert_eq!((outcome.retry_from, outcome.metrics.events_archived), (None, 5400));
         let first = archiver.sink().objects();
@@ -1222,6 +1337,95 @@ mod tests {
             input[0].sequence_number, input[1499].sequence_number
         )));
         assert_eq!(gunzipped_statement_ids(archiver.sink()).len(), 4500);
+    }
+
+    /// Rejects every key lookup of blob `b"rejected"` (as KMS answers a blob under another key).
+    struct Rejecting;
+
+    #[async_trait]
+    impl DataKeySource for Rejecting {
+        async fn decrypt(&self, blob: &[u8], resource: &ResourceId) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+            if blob == b"rejected" {
+                return Err(KeyError::Rejected {
+                    resource: resource.to_string(),
+                    code: "IncorrectKeyException".into(),
+                    message: "injected".into(),
+                });
+            }
+            Ok(Zeroizing::new(KEY.to_vec()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_record_whose_key_lookup_fails_moves_no_window_cut_so_the_archive_is_byte_identical() {
+        let keyring = RawAesKeyring::das(&KEY).unwrap();
+        let mut sim = Simulator::new(Engine::AuroraPostgresql, "cluster-TEST1", "db-TEST1", 5);
+        let heartbeat_only = |blob: &[u8], sim: &mut Simulator| {
+            let heartbeat = sim.heartbeat();
+            let payload = sim.payload(&[heartbeat]);
+            record::encode_with(&payload, &keyring, blob, &EncodeOptions::default()).unwrap()
+        };
+        let mut input = records(1800, 1_795_316_400.0 - 900.0);
+        // Record 5 renders nothing either way (a heartbeat): only its key lookup differs.
+        input[5].data = Some(heartbeat_only(b"key-blob", &mut sim));
+        let good = gzip_archiver(Rejecting);
+        good.process(batch(input.clone())).await;
+        input[5].data = Some(heartbeat_only(b"rejected", &mut sim));
+        let rejected = gzip_archiver(Rejecting);
+        let outcome = rejected.process(batch(input)).await;
+        assert_eq!((outcome.retry_from, outcome.metrics.records_quarantined), (None, 1));
+        let archive = |sink: &MemorySink| -> BTreeMap<String, Object> {
+            sink.objects()
+                .into_iter()
+                .filter(|(k, _)| !k.contains("/quarantine/"))
+                .collect()
+        };
+        assert_eq!(archive(good.sink()).len(), 2);
+        assert!(archive(good.sink()) == archive(rejected.sink()), "the same bytes");
+    }
+
+    #[test]
+    fn a_window_ends_at_its_data_size_or_at_its_lines_whichever_comes_first() {
+        let input = records(3, 0.0);
+        let mib = 1 << 20;
+        // Small lines: one window (3 records are far from 1 MiB of data).
+        assert_eq!(windows::window_ends(&input, &[100, 100, 100]), [3]);
+        // Highly compressible records: 20 MiB of lines each, so a window ends at the second.
+        assert_eq!(windows::window_ends(&input, &[20 * mib, 20 * mib, 20 * mib]), [2, 3]);
+        assert_eq!(windows::window_ends(&input, &[40 * mib, 1, 40 * mib]), [1, 3]);
+    }
+
+    /// A record of `events` identical events: its payload inflates about 1,000 times its gzip.
+    fn compressible(events: usize, i: usize) -> InputRecord {
+        let keyring = RawAesKeyring::das(&KEY).unwrap();
+        let mut sim = Simulator::new(Engine::AuroraPostgresql, "cluster-TEST1", "db-TEST1", 3);
+        let one = sim.events(1);
+        let payload = sim.payload(&vec![one[0].clone(); events]);
+        let data = record::encode_with(&payload, &keyring, b"key-blob", &EncodeOptions::default()).unwrap();
+        input(data, i, 1_795_316_400.0)
+    }
+
+    #[tokio::test]
+    async fn highly_compressible_records_are_cut_into_windows_by_their_lines_and_retried_byte_identical() {
+        // 3 records of about 20 MiB of lines each: by data alone they would be one window.
+        let record = compressible(40_000, 0);
+        let input: Vec<InputRecord> = (0..3)
+            .map(|i| InputRecord {
+                sequence_number: crate::pipeline::simulate::sequence_number(i as u64),
+                ..record.clone()
+            })
+            .collect();
+        let data: usize = input.iter().map(|r| r.data.as_ref().unwrap().len()).sum();
+        assert!(data < windows::WINDOW_DATA_BYTES, "{data} bytes of data");
+        let archiver = gzip_archiver(StaticKeySource::new(&KEY));
+        let outcome = archiver.process(batch(input.clone())).await;
+        assert_eq!((outcome.retry_from, outcome.metrics.events_archived), (None, 120_000));
+        let first = archiver.sink().objects();
+        archiver.process(batch(input)).await;
+        assert!(
+            archiver.sink().objects() == first,
+            "a retried batch writes the same bytes"
+        );
     }
 
     /// Fails every write whose key contains `hour=03`.
@@ -1380,59 +1584,152 @@ mod tests {
         assert_eq!(id.as_str(), "db-ORACLE1");
     }
 
-    #[tokio::test]
-    async fn a_record_stuck_past_the_give_up_age_is_quarantined_and_the_batch_goes_on() {
+    /// The deployed give-up rule: 12 h old, 30 min failing, 24 h retention.
+    fn patient() -> BatchSettings {
         let mut patient = settings();
-        patient.give_up_after = Some(Duration::from_secs(3600));
-        let archiver = archiver_with(Throttling, MemorySink::default(), patient);
-        // Arrived on 2026-11-22: days older than the hour allowed.
-        let mut input = records(4, 1_795_314_600.0);
-        let mut env = Envelope::parse(input[1].data.as_ref().unwrap()).unwrap();
-        env.key_blob = b"throttled".to_vec();
-        input[1].data = Some(env.to_json());
-        let outcome = archiver.process(batch(input.clone())).await;
+        patient.give_up = Some(GiveUpPolicy {
+            after: Duration::from_secs(12 * 3600),
+            failing_for: Duration::from_secs(1800),
+            retention: Duration::from_secs(24 * 3600),
+        });
+        patient
+    }
+
+    /// `records(n)` arrived `hours_old` hours before `now`, with the records at `throttled` under
+    /// a key blob whose lookups are throttled.
+    fn stuck(n: usize, now: SystemTime, hours_old: f64, throttled: &[usize]) -> Vec<InputRecord> {
+        let now = now.duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
+        let mut input = records(n, now - hours_old * 3600.0);
+        for &i in throttled {
+            let mut env = Envelope::parse(input[i].data.as_ref().unwrap()).unwrap();
+            env.key_blob = b"throttled".to_vec();
+            input[i].data = Some(env.to_json());
+        }
+        input
+    }
+
+    fn quarantine_documents(sink: &MemorySink) -> Vec<serde_json::Value> {
+        sink.objects()
+            .into_iter()
+            .filter(|(k, _)| k.contains("/quarantine/"))
+            .map(|(_, o)| serde_json::from_slice(&o.body).unwrap())
+            .collect()
+    }
+
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    #[tokio::test]
+    async fn during_a_catch_up_an_old_record_that_just_failed_is_retried_not_given_up() {
+        let archiver = archiver_with(Throttling, MemorySink::default(), patient());
+        let now = UNIX_EPOCH + Duration::from_secs(1_796_000_000);
+        let input = stuck(4, now, 13.0, &[1]);
+        let outcome = archiver.process_at(batch(input.clone()), now).await;
+        assert_eq!(outcome.retry_from.as_deref(), Some(input[1].sequence_number.as_str()));
+        let m = outcome.metrics;
+        assert_eq!(
+            (m.records_given_up, m.records_quarantined, m.records_retried),
+            (0, 0, 3)
+        );
+        assert!(quarantine_documents(archiver.sink()).is_empty());
+        assert_eq!(archiver.failing_records().len(), 1, "the retry point is remembered");
+    }
+
+    #[tokio::test]
+    async fn a_record_that_keeps_failing_for_the_failing_time_is_given_up_and_the_batch_goes_on() {
+        let archiver = archiver_with(Throttling, MemorySink::default(), patient());
+        let start = UNIX_EPOCH + Duration::from_secs(1_796_000_000);
+        let input = stuck(4, start, 13.0, &[1]);
+        // Lambda retries from record 1, again and again, for 30 minutes.
+        let first = archiver.process_at(batch(input.clone()), start).await;
+        assert_eq!(first.metrics.records_given_up, 0);
+        let rest = input[1..].to_vec();
+        for minutes in [1, 10, 29] {
+            let retry = archiver.process_at(batch(rest.clone()), start + MINUTE * minutes).await;
+            assert_eq!(
+                retry.retry_from.as_deref(),
+                Some(input[1].sequence_number.as_str()),
+                "{minutes} min"
+            );
+            assert_eq!(retry.metrics.records_given_up, 0, "{minutes} min");
+        }
+        let outcome = archiver.process_at(batch(rest), start + MINUTE * 30).await;
         assert_eq!(outcome.retry_from, None);
         let m = outcome.metrics;
         assert_eq!(
             (m.records_given_up, m.records_quarantined, m.events_archived),
-            (1, 1, 9)
+            (1, 1, 6)
         );
-        assert!(m.oldest_record_age_seconds > 3600);
-        let quarantined: Vec<serde_json::Value> = archiver
-            .sink()
-            .objects()
-            .into_iter()
-            .filter(|(k, _)| k.contains("/quarantine/"))
-            .map(|(_, o)| serde_json::from_slice(&o.body).unwrap())
-            .collect();
+        let quarantined = quarantine_documents(archiver.sink());
         assert_eq!(quarantined.len(), 1);
         assert_eq!(quarantined[0]["errorKind"], "given-up");
-        assert!(quarantined[0]["error"]
-            .as_str()
-            .unwrap()
-            .starts_with("given up after 3600 s of retries"));
+        let error = quarantined[0]["error"].as_str().unwrap();
+        assert!(
+            error.starts_with("given up: still failing after 1800 s of retries (DAS_GIVE_UP_FAILING_SECONDS=1800)"),
+            "{error}"
+        );
+        assert!(error.contains("ThrottlingException"), "{error}");
         assert_eq!(
             quarantined[0]["kinesis"]["sequenceNumber"],
             input[1].sequence_number.as_str()
         );
+        assert!(archiver.failing_records().is_empty());
     }
 
     #[tokio::test]
-    async fn a_young_stuck_record_is_retried_not_given_up() {
-        let mut patient = settings();
-        patient.give_up_after = Some(Duration::from_secs(3600));
-        let archiver = archiver_with(Throttling, MemorySink::default(), patient);
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
-        let mut input = records(2, now - 60.0);
-        let mut env = Envelope::parse(input[0].data.as_ref().unwrap()).unwrap();
-        env.key_blob = b"throttled".to_vec();
-        input[0].data = Some(env.to_json());
-        let outcome = archiver.process(batch(input.clone())).await;
-        assert_eq!(outcome.retry_from.as_deref(), Some(input[0].sequence_number.as_str()));
+    async fn once_given_up_the_records_behind_that_fail_the_same_way_are_given_up_too() {
+        let archiver = archiver_with(Throttling, MemorySink::default(), patient());
+        let start = UNIX_EPOCH + Duration::from_secs(1_796_000_000);
+        // Records 1 and 2 fail (one outage); 3 decodes; 4 fails and is then a new failure.
+        let input = stuck(6, start, 13.0, &[1, 2, 4]);
+        archiver.process_at(batch(input.clone()), start).await;
+        let outcome = archiver
+            .process_at(batch(input[1..].to_vec()), start + MINUTE * 31)
+            .await;
         assert_eq!(
-            (outcome.metrics.records_given_up, outcome.metrics.records_retried),
-            (0, 2)
+            outcome.retry_from.as_deref(),
+            Some(input[4].sequence_number.as_str()),
+            "record 3 succeeded: record 4's failure starts a new count"
         );
+        assert_eq!(outcome.metrics.records_given_up, 2);
+    }
+
+    #[tokio::test]
+    async fn a_record_near_the_streams_retention_is_given_up_on_its_first_failure() {
+        let archiver = archiver_with(Throttling, MemorySink::default(), patient());
+        let now = UNIX_EPOCH + Duration::from_secs(1_796_000_000);
+        let input = stuck(3, now, 23.5, &[1]);
+        let outcome = archiver.process_at(batch(input), now).await;
+        assert_eq!((outcome.retry_from, outcome.metrics.records_given_up), (None, 1));
+        let quarantined = quarantine_documents(archiver.sink());
+        let error = quarantined[0]["error"].as_str().unwrap();
+        assert!(error.contains("of the stream's 24 h retention"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_young_stuck_record_is_retried_however_long_it_fails() {
+        let archiver = archiver_with(Throttling, MemorySink::default(), patient());
+        let start = UNIX_EPOCH + Duration::from_secs(1_796_000_000);
+        let input = stuck(2, start, 1.0, &[0]);
+        for hours in [0, 1, 5] {
+            let outcome = archiver
+                .process_at(batch(input.clone()), start + MINUTE * (60 * hours))
+                .await;
+            assert_eq!(outcome.retry_from.as_deref(), Some(input[0].sequence_number.as_str()));
+            assert_eq!(
+                (outcome.metrics.records_given_up, outcome.metrics.records_retried),
+                (0, 2)
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn without_a_give_up_policy_nothing_is_ever_given_up() {
+        let archiver = archiver_with(Throttling, MemorySink::default(), settings());
+        let now = UNIX_EPOCH + Duration::from_secs(1_796_000_000);
+        let input = stuck(2, now, 240.0, &[0]);
+        let outcome = archiver.process_at(batch(input.clone()), now).await;
+        assert_eq!(outcome.retry_from.as_deref(), Some(input[0].sequence_number.as_str()));
+        assert!(archiver.sink().objects().is_empty() && archiver.failing_records().is_empty());
     }
 
     /// Refuses every quarantine write.

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use crate::aws::archive::{Compression, Layout};
-use crate::aws::batch::{BatchSettings, Outputs, SecurityLake};
+use crate::aws::batch::{BatchSettings, GiveUpPolicy, Outputs, SecurityLake};
 use crate::aws::keys::KeyCacheLimits;
 use crate::pipeline::envelope::ResourceId;
 use crate::pipeline::filter::{FilterError, FilterSpec, FILTER_LISTS};
@@ -38,9 +38,12 @@ pub struct Settings {
     /// `DAS_RESOURCE_IDS`: the databases this deployment may archive (comma-separated; empty: any).
     /// A batch from any other stream is a configuration error, retried, never archived.
     pub resource_ids: Vec<ResourceId>,
-    /// `DAS_GIVE_UP_AFTER_SECONDS` (43200; 0 = never): a record that would be retried and arrived longer
-    /// ago than this is quarantined instead, so one stuck record never holds a shard past its retention.
-    pub give_up_after: Option<Duration>,
+    /// `DAS_GIVE_UP_AFTER_SECONDS` (43200; 0 = never give up), `DAS_GIVE_UP_FAILING_SECONDS` (1800)
+    /// and `DAS_STREAM_RETENTION_HOURS` (24): a record that keeps failing is quarantined instead of
+    /// retried once it is older than the first and its shard has failed for the second, or once it is
+    /// within an hour of the stream's retention, so one stuck record never holds a shard until Kinesis
+    /// drops it ([`GiveUpPolicy`]).
+    pub give_up: Option<GiveUpPolicy>,
     /// `DAS_KEY_CACHE_MAX_ENTRIES` (1000) and `DAS_KEY_CACHE_TTL_SECONDS` (900).
     pub key_cache: KeyCacheLimits,
     /// `DAS_SKIP_HEARTBEATS` (true), the include/exclude lists, `DAS_DROP_FIELDS`, `DAS_REDACT_FIELDS`.
@@ -75,7 +78,7 @@ impl Settings {
                 .map_err(|e| env.invalid("DAS_COMPRESSION", &e))?,
             None => Compression::Gzip,
         };
-        let give_up = env.number("DAS_GIVE_UP_AFTER_SECONDS", DEFAULT_GIVE_UP_SECONDS, 0)?;
+        let give_up = give_up_policy(&env)?;
         Ok(Self {
             bucket,
             layout: Layout {
@@ -84,7 +87,7 @@ impl Settings {
             },
             resource_id: env.resource_id("DAS_RESOURCE_ID")?,
             resource_ids: env.resource_ids("DAS_RESOURCE_IDS")?,
-            give_up_after: (give_up > 0).then(|| Duration::from_secs(give_up)),
+            give_up,
             key_cache: KeyCacheLimits {
                 max_entries: usize::try_from(env.number("DAS_KEY_CACHE_MAX_ENTRIES", 1000, 1)?).unwrap_or(usize::MAX),
                 ttl: Duration::from_secs(env.number("DAS_KEY_CACHE_TTL_SECONDS", 900, 1)?),
@@ -103,7 +106,7 @@ impl Settings {
         BatchSettings {
             resource_id: self.resource_id.clone(),
             resource_ids: self.resource_ids.clone(),
-            give_up_after: self.give_up_after,
+            give_up: self.give_up,
             layout: self.layout.clone(),
             decode: self.decode.clone(),
             outputs: self.outputs.clone(),
@@ -134,15 +137,47 @@ impl Settings {
 /// stream's default 24-hour retention, so a redrive is still possible from the quarantine documents.
 pub const DEFAULT_GIVE_UP_SECONDS: u64 = 43_200;
 
+/// How long a record's shard must have been failing in a container before the record is given up,
+/// when `DAS_GIVE_UP_FAILING_SECONDS` is not set: 30 minutes. Lambda retries a failing Kinesis batch
+/// at once, again and again, each attempt bounded by the KMS and S3 timeouts (seconds), so this is
+/// hundreds of attempts: an outage, not bad luck; KMS and S3 incidents of minutes ride it out.
+pub const DEFAULT_GIVE_UP_FAILING_SECONDS: u64 = 1800;
+
+/// The stream's retention when `DAS_STREAM_RETENTION_HOURS` is not set: 24 hours, the DAS default
+/// (and Kinesis's minimum; its maximum is 8,760 hours,
+/// <https://docs.aws.amazon.com/streams/latest/dev/kinesis-extended-retention.html>).
+pub const DEFAULT_STREAM_RETENTION_HOURS: u64 = 24;
+
+/// `DAS_GIVE_UP_AFTER_SECONDS` (0: never give up), `DAS_GIVE_UP_FAILING_SECONDS`,
+/// `DAS_STREAM_RETENTION_HOURS`.
+fn give_up_policy<F: Fn(&str) -> Option<String>>(env: &Reader<'_, F>) -> Result<Option<GiveUpPolicy>, ConfigError> {
+    let after = env.number("DAS_GIVE_UP_AFTER_SECONDS", DEFAULT_GIVE_UP_SECONDS, 0)?;
+    let failing_for = env.number("DAS_GIVE_UP_FAILING_SECONDS", DEFAULT_GIVE_UP_FAILING_SECONDS, 0)?;
+    let retention = env.number("DAS_STREAM_RETENTION_HOURS", DEFAULT_STREAM_RETENTION_HOURS, 24)?;
+    if retention > 8760 {
+        return Err(env.invalid(
+            "DAS_STREAM_RETENTION_HOURS",
+            "a Kinesis stream keeps records 24 to 8760 hours",
+        ));
+    }
+    Ok((after > 0).then(|| GiveUpPolicy {
+        after: Duration::from_secs(after),
+        failing_for: Duration::from_secs(failing_for),
+        retention: Duration::from_secs(retention * 3600),
+    }))
+}
+
 /// Every variable the function and the `das` command read (the filter lists come from their table).
 fn known_variables() -> Vec<String> {
-    const OWN: [&str; 23] = [
+    const OWN: [&str; 25] = [
         "DAS_ARCHIVE_BUCKET",
         "DAS_ARCHIVE_PREFIX",
         "DAS_COMPRESSION",
         "DAS_RESOURCE_ID",
         "DAS_RESOURCE_IDS",
         "DAS_GIVE_UP_AFTER_SECONDS",
+        "DAS_GIVE_UP_FAILING_SECONDS",
+        "DAS_STREAM_RETENTION_HOURS",
         "DAS_KEY_CACHE_MAX_ENTRIES",
         "DAS_KEY_CACHE_TTL_SECONDS",
         "DAS_SKIP_HEARTBEATS",
@@ -405,13 +440,39 @@ mod tests {
     }
 
     #[test]
-    fn the_give_up_age_defaults_to_twelve_hours_and_zero_means_never() {
+    fn the_give_up_policy_defaults_to_twelve_hours_thirty_minutes_failing_a_day_of_retention_and_zero_means_never() {
         let default = settings(&[("DAS_ARCHIVE_BUCKET", "b")]).unwrap();
-        assert_eq!(default.give_up_after, Some(Duration::from_secs(43_200)));
+        assert_eq!(
+            default.give_up,
+            Some(GiveUpPolicy {
+                after: Duration::from_secs(43_200),
+                failing_for: Duration::from_secs(1800),
+                retention: Duration::from_secs(24 * 3600),
+            })
+        );
         let never = settings(&[("DAS_ARCHIVE_BUCKET", "b"), ("DAS_GIVE_UP_AFTER_SECONDS", "0")]).unwrap();
-        assert_eq!(never.give_up_after, None);
-        let err = settings(&[("DAS_ARCHIVE_BUCKET", "b"), ("DAS_GIVE_UP_AFTER_SECONDS", "soon")]).unwrap_err();
-        assert_eq!(err.variable, "DAS_GIVE_UP_AFTER_SECONDS");
+        assert_eq!(never.give_up, None);
+        let week = settings(&[
+            ("DAS_ARCHIVE_BUCKET", "b"),
+            ("DAS_GIVE_UP_FAILING_SECONDS", "600"),
+            ("DAS_STREAM_RETENTION_HOURS", "168"),
+        ])
+        .unwrap()
+        .give_up
+        .unwrap();
+        assert_eq!(
+            (week.failing_for, week.retention),
+            (Duration::from_secs(600), Duration::from_secs(168 * 3600))
+        );
+        for (variable, value) in [
+            ("DAS_GIVE_UP_AFTER_SECONDS", "soon"),
+            ("DAS_GIVE_UP_FAILING_SECONDS", "-1"),
+            ("DAS_STREAM_RETENTION_HOURS", "12"),
+            ("DAS_STREAM_RETENTION_HOURS", "9000"),
+        ] {
+            let err = settings(&[("DAS_ARCHIVE_BUCKET", "b"), (variable, value)]).unwrap_err();
+            assert_eq!(err.variable, variable, "{value}");
+        }
     }
 
     #[test]

@@ -128,6 +128,17 @@ pub const KMS_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one KMS `Decrypt` may take with the SDK's retries (3 attempts and their back-off).
 pub const KMS_OPERATION_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// The most key lookups a batch runs at once ([`KeyCache::keyrings`]). DAS reuses a data key for
+/// many records, so a batch usually names a handful of blobs, but a batch of records from many
+/// producers (or an attacker's) can name thousands: each lookup in flight holds a connection to KMS,
+/// so a file descriptor of the 1,024 a Lambda function has
+/// (<https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html>), and draws on the
+/// account's shared `Decrypt` request quota (thousands per second, per Region:
+/// <https://docs.aws.amazon.com/kms/latest/developerguide/requests-per-second.html>), which
+/// throttles every other user of the key when exceeded. 32 at a time, at a few milliseconds each,
+/// is thousands of lookups a second already.
+pub const KEY_LOOKUP_CONCURRENCY: usize = 32;
+
 /// KMS `Decrypt` with the DAS encryption context, and with the DAS key pinned when one is configured.
 #[derive(Debug, Clone)]
 pub struct KmsKeySource {
@@ -450,6 +461,23 @@ impl<S: DataKeySource> KeyCache<S> {
                 Err(err)
             }
         }
+    }
+
+    /// The keyring of each of `blobs` (distinct), [`KEY_LOOKUP_CONCURRENCY`] lookups at a time, in
+    /// no particular order.
+    pub async fn keyrings<'b>(
+        &self,
+        blobs: impl IntoIterator<Item = &'b [u8]>,
+        resource: &ResourceId,
+    ) -> Vec<(&'b [u8], Result<Arc<RawAesKeyring>, KeyError>)> {
+        use futures::StreamExt as _;
+        let lookups = blobs
+            .into_iter()
+            .map(|blob| async move { (blob, self.keyring(blob, resource).await) });
+        futures::stream::iter(lookups)
+            .buffer_unordered(KEY_LOOKUP_CONCURRENCY)
+            .collect()
+            .await
     }
 
     /// Removes a failed lookup's slot, unless another lookup has replaced or filled it meanwhile.

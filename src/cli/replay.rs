@@ -4,6 +4,10 @@
 //! `ndjson,ocsf-parquet`) writes the OCSF Parquet objects of Amazon Security Lake too, under the
 //! custom source's layout (`ext/<source>/region=…/accountId=…/eventDay=…/`, region and account from
 //! the event's `eventSourceARN`), so the mapping can be seen and tested without AWS.
+//!
+//! Replay never gives a record up: a saved batch is usually older than any give-up age, and a
+//! replay without KMS credentials must not quarantine every record and report success. Records that
+//! fail transiently are left undone; the command says so and exits 1.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -97,12 +101,9 @@ pub(super) async fn replay(args: &ReplayArgs) -> Result<ExitCode, String> {
         ),
     };
     let filter = Filter::new(&settings.filter).map_err(|e| e.to_string())?;
-    let archiver = Archiver::new(
-        settings.batch_settings(),
-        KeyCache::new(keys, settings.key_cache),
-        filter,
-        sink,
-    );
+    let mut batch_settings = settings.batch_settings();
+    batch_settings.give_up = None;
+    let archiver = Archiver::new(batch_settings, KeyCache::new(keys, settings.key_cache), filter, sink);
     let outcome = archiver.process(Batch::from(event)).await;
     let m = &outcome.metrics;
     eprintln!(
@@ -121,9 +122,14 @@ pub(super) async fn replay(args: &ReplayArgs) -> Result<ExitCode, String> {
         "{}",
         serde_json::to_string(&response(&outcome)).map_err(|e| e.to_string())?
     );
-    Ok(if outcome.retry_from.is_some() {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    if let Some(sequence) = &outcome.retry_from {
+        eprintln!(
+            "das replay: {} records from sequence number {sequence} could not be finished (a transient or \
+             configuration error, logged above: e.g. no KMS credentials or no access to the key) and were \
+             neither archived nor quarantined; fix the cause and run das replay again",
+            m.records_retried
+        );
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -611,3 +611,115 @@ fn records_from_simulate_decrypt_in_the_python_sdk_like_the_aws_sample() {
     assert_eq!(oracle["clusterId"], "");
     assert_eq!(oracle["instanceId"], "db-PYORACLE0003");
 }
+
+#[test]
+fn replay_of_an_old_saved_batch_without_kms_credentials_quarantines_nothing_and_exits_non_zero() {
+    // The sample event's records arrived on 2026-11-22: far older than the 12-hour give-up age.
+    let dir = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let missing = home.path().join("missing");
+    let path = format!("{}/events/aurora-postgresql.json", env!("CARGO_MANIFEST_DIR"));
+    let mut command = das_command(None, &["replay", &path, "--out-dir", dir.path().to_str().unwrap()]);
+    for variable in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_ROLE_ARN",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "DAS_GIVE_UP_AFTER_SECONDS",
+    ] {
+        command.env_remove(variable);
+    }
+    let out = command
+        .env("HOME", home.path())
+        .env("AWS_CONFIG_FILE", &missing)
+        .env("AWS_SHARED_CREDENTIALS_FILE", &missing)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_REGION", "us-east-1")
+        // Were credentials found after all, KMS would not answer here either.
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let event: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let response: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        response["batchItemFailures"][0]["itemIdentifier"],
+        event["Records"][0]["kinesis"]["sequenceNumber"]
+    );
+    assert!(
+        common::files_below(dir.path()).is_empty(),
+        "nothing archived, nothing quarantined"
+    );
+    assert!(
+        stderr.contains("20 records from sequence number") && stderr.contains("run das replay again"),
+        "{stderr}"
+    );
+}
+
+/// The function's memory: `MemorySize`'s default in template.yaml, in MB.
+fn function_memory_mb() -> u64 {
+    let template = std::fs::read_to_string(format!("{}/template.yaml", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let mut lines = template.lines().skip_while(|l| *l != "  MemorySize:");
+    lines
+        .find_map(|l| l.trim().strip_prefix("Default: "))
+        .and_then(|v| v.parse().ok())
+        .expect("template.yaml's MemorySize parameter has a Default")
+}
+
+#[test]
+fn replay_of_maximally_compressible_records_peaks_well_below_the_functions_memory() {
+    // Each record's payload inflates to about 60 MiB (the default cap is 64 MiB) from under a
+    // megabyte: 6 of them are 360 MiB of payload, over 400 MiB of lines, in one megabyte of data.
+    const RECORDS: usize = 6;
+    let key = hex::decode(TEST_KEY).unwrap();
+    let keyring = RawAesKeyring::das(&key).unwrap();
+    let mut sim = das_archiver::simulate::Simulator::new(
+        das_archiver::simulate::Engine::AuroraPostgresql,
+        "cluster-COMPRESSIBLE1",
+        "db-COMPRESSIBLE1",
+        11,
+    );
+    let event = sim.events(1).remove(0);
+    let each = serde_json::to_vec(&event).unwrap().len() + 1;
+    let payload = sim.payload(&vec![event; (60 << 20) / each]);
+    let data = record::encode_with(&payload, &keyring, b"key-blob", &Default::default()).unwrap();
+    drop(payload);
+    let records = vec![data; RECORDS];
+    let arn = "arn:aws:kinesis:us-east-1:123456789012:stream/aws-rds-das-cluster-COMPRESSIBLE1";
+    let event = das_archiver::simulate::lambda_kinesis_event(arn, "shardId-000000000000", &records, 0, 1_795_316_400.0);
+    let dir = tempfile::tempdir().unwrap();
+    let event_path = dir.path().join("event.json");
+    std::fs::write(&event_path, serde_json::to_vec(&event).unwrap()).unwrap();
+    let out_dir = dir.path().join("out");
+    // The child's peak RSS, as the kernel counts it (getrusage of the children; KiB on Linux).
+    let python = common::venv_tool("python", "DAS_PYTHON", "the project's Python");
+    let measure = "import resource, subprocess, sys\n\
+                   code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode\n\
+                   print(code, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)";
+    let out = Command::new(python)
+        .args(["-c", measure, env!("CARGO_BIN_EXE_das"), "replay"])
+        .arg(&event_path)
+        .args(["--out-dir", out_dir.to_str().unwrap(), "--wrapping-key", TEST_KEY])
+        .env_remove("DAS_WRAPPING_KEY")
+        .output()
+        .unwrap();
+    let report = String::from_utf8(out.stdout).unwrap();
+    let (code, peak_kib) = report.trim().split_once(' ').unwrap();
+    assert_eq!(code, "0", "{}", String::from_utf8_lossy(&out.stderr));
+    let peak_mib = peak_kib.parse::<u64>().unwrap() / 1024;
+    let memory_mb = function_memory_mb();
+    eprintln!(
+        "das replay of {RECORDS} records of 60 MiB payloads: peak RSS {peak_mib} MiB (function memory {memory_mb} MB)"
+    );
+    // The function's memory holds the runtime and the Lambda event besides: keep a quarter free.
+    assert!(
+        peak_mib * 4 < memory_mb * 3,
+        "peak RSS {peak_mib} MiB is not well below the function's {memory_mb} MB"
+    );
+    assert_eq!(common::files_below(&out_dir).len(), 1, "one archive object");
+}

@@ -16,6 +16,9 @@
 //! | KMS slow past the attempt timeout once; throttled once          | absorbed by the SDK's retry, archived |
 //! | KMS never answers                                              | retried from it          |
 //! | S3 `SlowDown`, `InternalError`, `AccessDenied`, `NoSuchBucket` on PutObject, or no answer | retried from the first record the failed object holds |
+//! | KMS throttling of a 13-hour-old record (a catch-up), default give-up settings | retried from it; given up (quarantined) once it has failed for 30 minutes |
+//! | KMS throttling of a record 23.5 hours old (within an hour of the 24-hour retention) | given up at once |
+//! | every record of a 10,000-record batch under a key other than the pinned one | all quarantined in one invocation, at most `WRITE_CONCURRENCY` requests in flight |
 
 #![cfg(feature = "lambda")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
@@ -23,14 +26,14 @@
 use crate::common;
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_config::SdkConfig;
 use base64::Engine as _;
 use common::fault::{Answer, FaultProxy, Match, Rule};
 use common::moto::{self, Moto};
 use das_archiver::archive::{Compression, Layout, S3Sink, Sink};
-use das_archiver::batch::Archiver;
+use das_archiver::batch::{Archiver, WRITE_CONCURRENCY};
 use das_archiver::envelope::{Envelope, ResourceId};
 use das_archiver::error::{Classify, FailureKind};
 use das_archiver::esdk::RawAesKeyring;
@@ -659,4 +662,167 @@ async fn when_s3_never_answers_the_batch_is_retried_within_the_timeouts() {
         3,
         "three attempts, each abandoned at the attempt timeout"
     );
+}
+
+/// The function's give-up settings as deployed (moto's test settings turn giving up off).
+const DEPLOYED_GIVE_UP: [(&str, &str); 3] = [
+    ("DAS_GIVE_UP_AFTER_SECONDS", "43200"),
+    ("DAS_GIVE_UP_FAILING_SECONDS", "1800"),
+    ("DAS_STREAM_RETENTION_HOURS", "24"),
+];
+
+fn unix_now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
+}
+
+/// The records of `batch` from `from` on, as Lambda sends them again after a partial failure.
+fn retried_from(batch: &Batch, from: usize) -> das_archiver::batch::Batch {
+    let mut event = batch.event.clone();
+    let records = event["Records"].as_array_mut().unwrap();
+    records.drain(..from);
+    let event: das_archiver::lambda::KinesisBatchEvent = serde_json::from_value(event).unwrap();
+    das_archiver::batch::Batch::from(event)
+}
+
+#[tokio::test]
+async fn during_a_catch_up_a_throttled_record_is_retried_and_given_up_only_after_failing_for_half_an_hour() {
+    let env = Env::start().await;
+    let (logs, _guard) = Logs::capture();
+    // A mapping reading 13 hours behind: every record is older than the 12-hour give-up age.
+    let start = SystemTime::now();
+    let batch = Batch::new(&env, "cluster-CATCHUP0000001", 3, unix_now() - 13.0 * 3600.0).await;
+    env.proxy
+        .add(Rule::new(Match::Kms("Decrypt"), Answer::kms("ThrottlingException")).body_contains(batch.blob_b64(1)));
+    let archiver = env.archiver(&DEPLOYED_GIVE_UP);
+    run_and_check(&env, &archiver, &batch, Ended::RetryFrom(1), "ThrottlingException").await;
+    // Lambda sends record 1 again and again; 29 minutes on, it is still retried.
+    let retry = archiver
+        .process_at(retried_from(&batch, 1), start + Duration::from_secs(29 * 60))
+        .await;
+    assert_eq!(retry.retry_from.as_ref().map(|s| json!(s)), Some(batch.sequence(1)));
+    assert!(quarantined(&env.cfg, &batch.resource).await.is_empty());
+    // 30 minutes on, it is given up: quarantined, still encrypted, and record 2 is archived.
+    let outcome = archiver
+        .process_at(retried_from(&batch, 1), start + Duration::from_secs(30 * 60 + 5))
+        .await;
+    assert_eq!((outcome.retry_from, outcome.metrics.records_given_up), (None, 1));
+    let documents = quarantined(&env.cfg, &batch.resource).await;
+    assert_eq!(documents.len(), 1);
+    assert_eq!(documents[0]["errorKind"], "given-up");
+    assert_eq!(documents[0]["kinesis"]["sequenceNumber"], batch.sequence(1));
+    let error = documents[0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("still failing after") && error.contains("ThrottlingException"),
+        "{error}"
+    );
+    assert_eq!(
+        moto::archived_lines(&env.cfg, BUCKET, &format!("activity/{}/", batch.resource)).await,
+        batch.expected_lines([0, 2])
+    );
+    assert_nothing_leaked(&logs.take(), &batch);
+}
+
+#[tokio::test]
+async fn a_throttled_record_within_an_hour_of_the_streams_retention_is_given_up_at_once() {
+    let env = Env::start().await;
+    let batch = Batch::new(&env, "cluster-NEARRETENTION1", 3, unix_now() - 23.5 * 3600.0).await;
+    env.proxy
+        .add(Rule::new(Match::Kms("Decrypt"), Answer::kms("ThrottlingException")).body_contains(batch.blob_b64(1)));
+    let archiver = env.archiver(&DEPLOYED_GIVE_UP);
+    run_and_check(&env, &archiver, &batch, Ended::Quarantined(1), "24 h retention").await;
+    assert_eq!(quarantined(&env.cfg, &batch.resource).await[0]["errorKind"], "given-up");
+}
+
+/// Every key under `prefix`, listed (no object read).
+async fn list_keys(cfg: &SdkConfig, prefix: &str) -> Vec<String> {
+    let s3 = moto::s3_client(cfg);
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .prefix(prefix)
+        .into_paginator()
+        .send();
+    let mut keys = Vec::new();
+    while let Some(page) = pages.next().await {
+        keys.extend(
+            page.unwrap()
+                .contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_owned)),
+        );
+    }
+    keys
+}
+
+#[tokio::test]
+async fn a_batch_of_ten_thousand_poison_records_is_quarantined_in_one_invocation_with_bounded_concurrency() {
+    const RECORDS: usize = 10_000;
+    let env = Env::start().await;
+    // The stream was restarted under a new key while DAS_KMS_KEY_ARN still pins the old one: every
+    // record's data key is under the new key, and KMS answers each Decrypt naming the old one with
+    // IncorrectKeyException (moto answers AccessDeniedException; the proxy answers as AWS does).
+    let pinned = env.key_arn(&env.key_id);
+    let new_key = moto::create_kms_key(&env.cfg).await;
+    let resource = ResourceId::parse("cluster-RESTARTEDKEY01").unwrap();
+    let mut sim = Simulator::new(Engine::AuroraPostgresql, resource.as_str(), "db-RESTARTEDKEY01", 7);
+    let mut data = Vec::with_capacity(RECORDS);
+    // DAS reuses a data key for many records: ten keys for the batch.
+    for _ in 0..10 {
+        let (key, blob) = moto::generate_das_data_key(&env.cfg, &new_key, &resource).await;
+        let keyring = RawAesKeyring::das(&key).unwrap();
+        for _ in 0..RECORDS / 10 {
+            let events = sim.events(1);
+            let payload = sim.payload(&events);
+            data.push(record::encode_with(&payload, &keyring, &blob, &EncodeOptions::default()).unwrap());
+        }
+    }
+    let arn = format!(
+        "arn:aws:kinesis:us-east-1:123456789012:stream/{}",
+        resource.stream_name()
+    );
+    let event = lambda_kinesis_event(&arn, SHARD, &data, 0, ARRIVAL);
+    env.proxy.add(
+        Rule::new(Match::Kms("Decrypt"), Answer::kms("IncorrectKeyException"))
+            .body_contains(format!("\"KeyId\":\"{pinned}\"")),
+    );
+    // Attempts as long as the function's whole timeout: an attempt abandoned by the SDK would still
+    // hold its connection to the proxy (counted in flight) while moto, slow on a busy machine, answers.
+    let settings = moto::archive_settings(BUCKET, &[("DAS_KMS_KEY_ARN", &pinned)]);
+    let patient = Duration::from_secs(120);
+    let archiver = Archiver::new(
+        settings.batch_settings(),
+        KeyCache::new(env.kms().with_key_arns(&settings.kms_key_arns), settings.key_cache),
+        Filter::new(&settings.filter).unwrap(),
+        S3Sink::with_timeouts(&env.faulty, BUCKET, true, patient, patient),
+    );
+    let started = std::time::Instant::now();
+    let response = moto::invoke(&archiver, event).await;
+    eprintln!(
+        "{RECORDS} poison records quarantined in {:?}, peak {} requests in flight",
+        started.elapsed(),
+        env.proxy.peak_in_flight()
+    );
+    assert_eq!(
+        response,
+        json!({"batchItemFailures": []}),
+        "one invocation finishes the batch"
+    );
+    assert_eq!(env.proxy.count(&Match::Kms("Decrypt")), 10, "one Decrypt per data key");
+    assert_eq!(
+        env.proxy.count(&Match::S3PutObject),
+        RECORDS,
+        "one quarantine object per record"
+    );
+    let peak = env.proxy.peak_in_flight();
+    assert!(
+        (2..=WRITE_CONCURRENCY).contains(&peak),
+        "concurrent, and never more than {WRITE_CONCURRENCY} requests at once: {peak}"
+    );
+    let keys = list_keys(&env.cfg, &format!("activity/quarantine/{resource}/")).await;
+    assert_eq!(keys.len(), RECORDS);
+    assert!(list_keys(&env.cfg, &format!("activity/{resource}/")).await.is_empty());
+    let sample = moto::read_objects(&env.cfg, BUCKET, &keys[RECORDS / 2]).await;
+    let document: Value = serde_json::from_slice(sample.values().next().unwrap()).unwrap();
+    assert_eq!(document["errorKind"], "permanent");
+    assert!(document["error"].as_str().unwrap().contains("IncorrectKeyException"));
 }

@@ -25,7 +25,7 @@ async fn run(file: &str) -> (serde_json::Value, Archiver<StaticKeySource, Memory
     let settings = BatchSettings {
         resource_id: None,
         resource_ids: Vec::new(),
-        give_up_after: None,
+        give_up: None,
         layout: Layout {
             prefix: "activity/".into(),
             compression: Compression::None,

@@ -28,9 +28,13 @@
 //!   (<https://repost.aws/knowledge-center/iam-assume-role-error>).
 //!
 //! It never touches anything but 127.0.0.1, and it never changes a request it forwards except for
-//! `Connection: close` (one request per connection keeps the framing trivial).
+//! `Connection: close` (one request per connection keeps the framing trivial). Since every request
+//! has its own connection, the connections open at once are the requests in flight: the proxy counts
+//! their peak ([`FaultProxy::peak_in_flight`]), from the moment it accepts a connection until it has
+//! answered and closed it.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -224,6 +228,27 @@ impl Seen {
 struct State {
     rules: Mutex<Vec<Rule>>,
     seen: Mutex<Vec<Seen>>,
+    /// Connections accepted and not yet closed.
+    in_flight: AtomicUsize,
+    /// The most there have been at once.
+    peak: AtomicUsize,
+}
+
+/// Counts one connection in flight for as long as it lives.
+struct InFlight(Arc<State>);
+
+impl InFlight {
+    fn start(state: &Arc<State>) -> Self {
+        let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        state.peak.fetch_max(now, Ordering::SeqCst);
+        Self(Arc::clone(state))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// The running proxy; stops accepting when dropped.
@@ -247,7 +272,12 @@ impl FaultProxy {
                 let Ok((client, _)) = listener.accept().await else {
                     continue;
                 };
-                tokio::spawn(serve(client, upstream.clone(), Arc::clone(&shared)));
+                let counted = InFlight::start(&shared);
+                let served = serve(client, upstream.clone(), Arc::clone(&shared));
+                tokio::spawn(async move {
+                    served.await;
+                    drop(counted);
+                });
             }
         });
         Self { endpoint, state, task }
@@ -271,10 +301,16 @@ impl FaultProxy {
         self.state.rules.lock().unwrap().push(rule);
     }
 
-    /// Removes every fault and forgets every request seen.
+    /// Removes every fault and forgets every request seen (and the peak of requests in flight).
     pub(crate) fn reset(&self) {
         self.state.rules.lock().unwrap().clear();
         self.state.seen.lock().unwrap().clear();
+        self.state.peak.store(0, Ordering::SeqCst);
+    }
+
+    /// The most requests that were in flight at once (connections accepted and not yet closed).
+    pub(crate) fn peak_in_flight(&self) -> usize {
+        self.state.peak.load(Ordering::SeqCst)
     }
 
     /// Every request seen so far, in arrival order.
