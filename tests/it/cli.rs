@@ -782,9 +782,22 @@ async fn stream_stop_refuses_until_the_archive_holds_every_record_with_events_wh
     assert!(stderr.contains("holds every record"), "{stderr}");
     assert_eq!(rds.stops(), ["arn:aws:rds:us-east-1:123456789012:cluster:orders"]);
 
-    // New events: refused again, and --force still stops.
-    simulate(&moto, &resource, &key_id, &stream, 2, "3");
-    assert_eq!(stop(&moto, &rds, &["--bucket", "archive"]).status.code(), Some(1));
+    // A record that cannot be decrypted counts as missing; --force still stops.
+    aws_sdk_kinesis::Client::new(&cfg)
+        .put_record()
+        .stream_name(&stream)
+        .partition_key("pk")
+        .data(aws_sdk_kinesis::primitives::Blob::new(b"not a DAS record".to_vec()))
+        .send()
+        .await
+        .unwrap();
+    let out = stop(&moto, &rds, &["--bucket", "archive"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("1 could not be decrypted, so they count as missing"),
+        "{stderr}"
+    );
     let forced = stop(&moto, &rds, &["--force"]);
     assert!(forced.status.success(), "{}", String::from_utf8_lossy(&forced.stderr));
     assert_eq!(rds.stops().len(), 2);

@@ -479,6 +479,28 @@ async fn a_document_that_names_no_function_owes_the_archive_and_needs_the_functi
         "left alone"
     );
 
+    // An explicit flag overrides the function's setting.
+    let out = das(
+        &moto,
+        &[
+            "redrive",
+            "--function",
+            "das-archiver",
+            "--wrapping-key",
+            KEY,
+            "--include-users",
+            "nobody",
+            "--dry-run",
+        ],
+        &[],
+    );
+    let s = summary(&out);
+    assert_eq!(
+        (s["redriven"].as_u64(), s["events_archived"].as_u64()),
+        (Some(2), Some(0)),
+        "{s}"
+    );
+
     let out = das(
         &moto,
         &["redrive", "--function", "das-archiver", "--wrapping-key", KEY],
