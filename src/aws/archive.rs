@@ -13,6 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use base64::Engine as _;
 
+use crate::aws::batch::Outputs;
 use crate::aws::compress;
 use crate::pipeline::envelope::ResourceId;
 use crate::pipeline::error::{Classify, FailureKind};
@@ -65,6 +66,27 @@ pub struct QuarantinedRecord<'a> {
     pub arrival_seconds: f64,
     /// The raw (still encrypted) record data, or `None` if it was not even base64.
     pub data: Option<&'a [u8]>,
+    /// What the writing function owed for the record ([`owed_outputs`]), and that function: the
+    /// document says both, so `das redrive` writes exactly those outputs with that function's settings.
+    pub outputs: &'a Outputs,
+}
+
+/// The `DAS_OUTPUT` name of the NDJSON archive.
+pub const OUTPUT_NDJSON: &str = "ndjson";
+/// The `DAS_OUTPUT` name of the Security Lake OCSF Parquet output.
+pub const OUTPUT_OCSF_PARQUET: &str = "ocsf-parquet";
+
+/// The outputs a function writes, by their `DAS_OUTPUT` names, in a fixed order: what a record it
+/// quarantines still owes.
+pub fn owed_outputs(outputs: &Outputs) -> Vec<&'static str> {
+    let mut owed = Vec::with_capacity(2);
+    if outputs.ndjson {
+        owed.push(OUTPUT_NDJSON);
+    }
+    if outputs.security_lake.is_some() {
+        owed.push(OUTPUT_OCSF_PARQUET);
+    }
+    owed
 }
 
 /// Names and encodes the objects of one archive.
@@ -146,10 +168,27 @@ impl Layout {
         )
     }
 
-    /// `{prefix}quarantine/{resource}/dt=YYYY-MM-DD/{shard}-{seq}.json`.
-    pub fn quarantine_key(&self, resource: &str, arrival: &UtcDateTime, shard: &str, sequence: &str) -> String {
+    /// `{prefix}quarantine/{resource}/dt=YYYY-MM-DD/{shard}-{seq}.json` for a record that owes the
+    /// NDJSON archive alone (the archive function's, and every document written before documents
+    /// said what they owe), else `{shard}-{seq}.{output}[.{output}].json`
+    /// (`shardId-000000000000-49….ocsf-parquet.json` for the Security Lake function): the two
+    /// functions read the same stream and may quarantine the same record, and neither may overwrite
+    /// the other's document.
+    pub fn quarantine_key(
+        &self,
+        resource: &str,
+        arrival: &UtcDateTime,
+        shard: &str,
+        sequence: &str,
+        owed: &[&str],
+    ) -> String {
+        let outputs = if owed == [OUTPUT_NDJSON] {
+            String::new()
+        } else {
+            owed.iter().map(|o| format!(".{}", safe(o))).collect()
+        };
         format!(
-            "{}quarantine/{}/dt={}/{}-{}.json",
+            "{}quarantine/{}/dt={}/{}-{}{outputs}.json",
             self.prefix,
             safe(resource),
             arrival.date(),
@@ -159,14 +198,25 @@ impl Layout {
     }
 
     /// The quarantine document of one record, under its [`Layout::quarantine_key`]: the reason, the
-    /// Kinesis metadata and the raw record, base64 (never decrypted, so no key material or SQL).
+    /// Kinesis metadata, the raw record, base64 (never decrypted, so no key material or SQL), the
+    /// outputs it owes and the function that owes them. Its user metadata names its sequence number
+    /// as an archive object's does ([`ArchiveSummary`]).
     pub fn quarantine_object(&self, record: &QuarantinedRecord<'_>) -> Object {
         let arrival = UtcDateTime::from_unix_seconds(record.arrival_seconds);
-        let key = self.quarantine_key(record.resource_id, &arrival, record.shard_id, record.sequence_number);
+        let owed = owed_outputs(record.outputs);
+        let key = self.quarantine_key(
+            record.resource_id,
+            &arrival,
+            record.shard_id,
+            record.sequence_number,
+            &owed,
+        );
         let document = serde_json::json!({
             "error": record.reason,
             "errorKind": record.error_kind,
             "resourceId": record.resource_id,
+            "outputs": owed,
+            "function": record.outputs.function,
             "kinesis": {
                 "eventSourceARN": record.event_source_arn,
                 "shardId": record.shard_id,
@@ -181,7 +231,11 @@ impl Layout {
             body: serde_json::to_vec_pretty(&document).unwrap_or_default(),
             content_type: "application/json",
             content_encoding: None,
-            metadata: Vec::new(),
+            // No counts: they sum the archived records and events, which a document is not.
+            metadata: vec![
+                ("das-first-sequence-number", record.sequence_number.to_owned()),
+                ("das-last-sequence-number", record.sequence_number.to_owned()),
+            ],
             bucket: None,
         }
     }
@@ -615,12 +669,37 @@ mod tests {
         let at = UtcDateTime::from_unix_seconds(0.0);
         let l = layout(Compression::Gzip);
         assert_eq!(
-            l.quarantine_key("cluster-A", &at, "shardId-1", "42"),
+            l.quarantine_key("cluster-A", &at, "shardId-1", "42", &[OUTPUT_NDJSON]),
             "activity/quarantine/cluster-A/dt=1970-01-01/shardId-1-42.json"
         );
         assert_eq!(
-            l.quarantine_key("..", &at, "../x", "a/b"),
+            l.quarantine_key("..", &at, "../x", "a/b", &[OUTPUT_NDJSON]),
             "activity/quarantine/__/dt=1970-01-01/.._x-a_b.json"
+        );
+    }
+
+    #[test]
+    fn the_lake_function_s_document_for_a_record_does_not_overwrite_the_archive_function_s() {
+        let at = UtcDateTime::from_unix_seconds(0.0);
+        let l = layout(Compression::Gzip);
+        let keys = [
+            l.quarantine_key("cluster-A", &at, "shardId-1", "42", &[OUTPUT_NDJSON]),
+            l.quarantine_key("cluster-A", &at, "shardId-1", "42", &[OUTPUT_OCSF_PARQUET]),
+            l.quarantine_key(
+                "cluster-A",
+                &at,
+                "shardId-1",
+                "42",
+                &[OUTPUT_NDJSON, OUTPUT_OCSF_PARQUET],
+            ),
+        ];
+        assert_eq!(
+            keys.iter().map(|k| k.rsplit('/').next().unwrap()).collect::<Vec<_>>(),
+            [
+                "shardId-1-42.json",
+                "shardId-1-42.ocsf-parquet.json",
+                "shardId-1-42.ndjson.ocsf-parquet.json"
+            ]
         );
     }
 
@@ -636,6 +715,10 @@ mod tests {
             partition_key: "pk",
             arrival_seconds: 1_795_314_600.5,
             data: Some(b"raw"),
+            outputs: &Outputs {
+                function: Some("das-archiver".into()),
+                ..Outputs::default()
+            },
         };
         let object = layout(Compression::Gzip).quarantine_object(&record);
         assert_eq!(
@@ -646,6 +729,13 @@ mod tests {
             (object.content_type, object.content_encoding),
             ("application/json", None)
         );
+        assert_eq!(
+            object.metadata,
+            [
+                ("das-first-sequence-number", "42".to_owned()),
+                ("das-last-sequence-number", "42".to_owned())
+            ]
+        );
         let doc: serde_json::Value = serde_json::from_slice(&object.body).unwrap();
         assert_eq!(
             doc,
@@ -653,6 +743,8 @@ mod tests {
                 "error": "not a DAS record",
                 "errorKind": "permanent",
                 "resourceId": "cluster-A",
+                "outputs": ["ndjson"],
+                "function": "das-archiver",
                 "kinesis": {
                     "eventSourceARN": "arn:aws:kinesis:us-east-1:1:stream/aws-rds-das-cluster-A",
                     "shardId": "shardId-000000000001",

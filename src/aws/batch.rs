@@ -156,6 +156,9 @@ pub struct Outputs {
     pub ndjson: bool,
     /// OCSF Parquet objects for an Amazon Security Lake custom source (`ocsf-parquet`).
     pub security_lake: Option<SecurityLake>,
+    /// The Lambda function that owes these outputs (`AWS_LAMBDA_FUNCTION_NAME`), named in its
+    /// quarantine documents so that `das redrive` writes them with its settings; `None` outside Lambda.
+    pub function: Option<String>,
 }
 
 impl Default for Outputs {
@@ -163,6 +166,7 @@ impl Default for Outputs {
         Self {
             ndjson: true,
             security_lake: None,
+            function: None,
         }
     }
 }
@@ -765,6 +769,7 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
             partition_key: &input.partition_key,
             arrival_seconds: input.arrival_seconds,
             data: input.data.as_deref(),
+            outputs: &self.settings.outputs,
         })
     }
 
@@ -1855,6 +1860,7 @@ mod tests {
                 role_arn: None,
                 external_id: None,
             }),
+            function: None,
         };
         Archiver::new(
             settings,

@@ -296,7 +296,13 @@ fn outputs<F: Fn(&str) -> Option<String>>(env: &Reader<'_, F>) -> Result<Outputs
         ));
     }
     let security_lake = ocsf.then(|| security_lake(env)).transpose()?;
-    Ok(Outputs { ndjson, security_lake })
+    Ok(Outputs {
+        ndjson,
+        security_lake,
+        // Lambda sets it in every function's environment
+        // (https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html#configuration-envvars-runtime).
+        function: env.get("AWS_LAMBDA_FUNCTION_NAME"),
+    })
 }
 
 /// The Security Lake custom source: bucket and source name are required with `DAS_OUTPUT=ocsf-parquet`.
@@ -577,6 +583,16 @@ mod tests {
             no_source.to_string().contains("required with DAS_OUTPUT=ocsf-parquet"),
             "{no_source}"
         );
+    }
+
+    #[test]
+    fn the_function_that_owes_the_outputs_is_the_one_lambda_names() {
+        let s = settings(&[
+            ("DAS_ARCHIVE_BUCKET", "b"),
+            ("AWS_LAMBDA_FUNCTION_NAME", "das-archiver"),
+        ]);
+        assert_eq!(s.unwrap().outputs.function.as_deref(), Some("das-archiver"));
+        assert_eq!(settings(&[("DAS_ARCHIVE_BUCKET", "b")]).unwrap().outputs.function, None);
     }
 
     #[test]

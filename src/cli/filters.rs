@@ -69,6 +69,16 @@ impl FilterArgs {
     /// Settings from these flags over the environment; `extra` supplies values of its own (e.g. a
     /// bucket placeholder when writing to a directory).
     pub(super) fn settings(&self, extra: &[(&str, String)]) -> Result<Settings, ConfigError> {
+        self.settings_over(extra, |name| std::env::var(name).ok())
+    }
+
+    /// Settings from `extra`, then these flags, then `base` (instead of the environment: `das redrive`
+    /// reads a deployed function's variables).
+    pub(super) fn settings_over(
+        &self,
+        extra: &[(&str, String)],
+        base: impl Fn(&str) -> Option<String>,
+    ) -> Result<Settings, ConfigError> {
         Settings::from_lookup(|name| {
             if name == "DAS_SKIP_HEARTBEATS" && self.keep_heartbeats {
                 return Some("false".to_owned());
@@ -82,7 +92,7 @@ impl FilterArgs {
                 .find(|(n, _)| *n == name)
                 .map(|(_, v)| v.clone())
                 .or_else(flag)
-                .or_else(|| std::env::var(name).ok())
+                .or_else(|| base(name))
         })
     }
 }

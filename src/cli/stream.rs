@@ -3,14 +3,19 @@
 //! polling until the stream has started or stopped.
 //!
 //! Stopping an activity stream deletes its Kinesis stream, and with it every record the archiver has
-//! not read yet. So `stop` first asks CloudWatch how far behind the archiver is on that stream (its
-//! own per-stream metrics: when it last read a batch, and how old the oldest record of that batch
-//! was) and refuses unless the archiver is caught up, or `--force` says the loss is accepted.
+//! not archived yet. So `stop` first compares, per shard, what the stream holds with what the archive
+//! holds ([`caught_up`]) and refuses unless the archive has caught up, or `--force` says the loss is
+//! accepted.
+
+mod caught_up;
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use aws_sdk_rds::types::ActivityStreamMode;
+
+use crate::pipeline::envelope::ResourceId;
+use caught_up::{Archive, Classifier, ShardGap};
 
 #[derive(Debug, clap::Args)]
 pub(super) struct StreamArgs {
@@ -35,9 +40,15 @@ pub(super) struct StreamArgs {
     /// Give up waiting after this many seconds.
     #[arg(long, default_value_t = 1800)]
     wait_timeout: u64,
-    /// `stop` even when the archiver has not caught up with the stream (its unread records are lost).
+    /// `stop` even when the archive has not caught up with the stream (what it lacks is lost).
     #[arg(long)]
     force: bool,
+    /// For `stop`: the archive bucket whose objects must cover the stream (default: DAS_ARCHIVE_BUCKET).
+    #[arg(long)]
+    bucket: Option<String>,
+    /// For `stop`: the archive prefix (default: DAS_ARCHIVE_PREFIX, else `activity/`).
+    #[arg(long)]
+    prefix: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -183,7 +194,7 @@ pub(super) async fn stream(args: &StreamArgs) -> Result<ExitCode, String> {
         }
         Action::Stop => {
             if !args.force {
-                check_backlog(&sdk, &status(&client, &args.cluster).await?).await?;
+                check_caught_up(&sdk, args, &status(&client, &args.cluster).await?).await?;
             }
             stop(&client, &args.cluster).await?;
             "stopped"
@@ -265,164 +276,135 @@ async fn wait_until(client: &aws_sdk_rds::Client, args: &StreamArgs, goal: &str)
     }
 }
 
-/// How long ago the archiver may last have read a batch for the stream to count as followed: DAS
-/// sends heartbeats every few seconds while a stream is active, so a followed stream is read every
-/// few seconds too (metrics reach CloudWatch within a minute or two).
-const READ_RECENTLY_SECONDS: i64 = 300;
-/// How old the oldest record of the archiver's latest batch may be for the archiver to be caught up.
-const CAUGHT_UP_SECONDS: f64 = 60.0;
-
-/// What CloudWatch says of the archiver's progress on one stream.
-#[derive(Debug, Clone, PartialEq)]
-struct Backlog {
-    resource_id: String,
-    /// Seconds since the latest minute in which the archiver read records of this stream.
-    last_read_ago: Option<i64>,
-    /// The largest `OldestRecordAgeSeconds` of that minute.
-    oldest_record_age: Option<f64>,
-}
-
-impl Backlog {
-    /// From the `RecordsIn` and `OldestRecordAgeSeconds` datapoints (epoch seconds, value) at `now`.
-    fn judge(resource_id: &str, records_in: &[(i64, f64)], oldest: &[(i64, f64)], now: i64) -> Self {
-        let latest = records_in.iter().filter(|(_, v)| *v > 0.0).map(|(t, _)| *t).max();
-        Self {
-            resource_id: resource_id.to_owned(),
-            last_read_ago: latest.map(|t| now - t),
-            oldest_record_age: latest.and_then(|t| oldest.iter().find(|(at, _)| *at == t).map(|(_, v)| *v)),
-        }
-    }
-
-    fn is_zero(&self) -> bool {
-        matches!((self.last_read_ago, self.oldest_record_age),
-            (Some(ago), Some(age)) if ago <= READ_RECENTLY_SECONDS && age <= CAUGHT_UP_SECONDS)
-    }
-
-    fn describe(&self) -> String {
-        match (self.last_read_ago, self.oldest_record_age) {
-            (Some(ago), Some(age)) => format!(
-                "the archiver last read {} about {ago} s ago; the oldest record of that batch was {age:.0} s old",
-                self.resource_id
-            ),
-            (Some(ago), None) => format!(
-                "the archiver last read {} about {ago} s ago (no record age reported)",
-                self.resource_id
-            ),
-            _ => format!(
-                "the archiver has not read {} in the last {} minutes (no DasArchiver RecordsIn metric)",
-                self.resource_id,
-                METRIC_WINDOW_SECONDS / 60
-            ),
-        }
-    }
-}
-
-/// How far back the metrics are read.
-const METRIC_WINDOW_SECONDS: i64 = 900;
-
-/// Refuses (an error naming the backlog) unless the archiver has caught up with the stream.
-async fn check_backlog(sdk: &aws_config::SdkConfig, status: &Status) -> Result<(), String> {
+/// Refuses (an error naming what is missing, after a per-shard table on stderr) unless every record
+/// of every shard of the stream is archived, quarantined, or holds only heartbeats.
+async fn check_caught_up(sdk: &aws_config::SdkConfig, args: &StreamArgs, status: &Status) -> Result<(), String> {
     let stream = status
         .stream_name
         .as_deref()
         .ok_or("the database has no activity stream to stop")?;
-    let resource = crate::pipeline::envelope::ResourceId::from_stream(stream).map_err(|e| e.to_string())?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let cloudwatch = aws_sdk_cloudwatch::Client::new(sdk);
-    let records_in = metric(&cloudwatch, "RecordsIn", "Sum", resource.as_str(), now).await?;
-    let oldest = metric(&cloudwatch, "OldestRecordAgeSeconds", "Maximum", resource.as_str(), now).await?;
-    let backlog = Backlog::judge(resource.as_str(), &records_in, &oldest, now);
-    eprintln!("das stream stop: {}", backlog.describe());
-    if backlog.is_zero() {
+    let resource = ResourceId::from_stream(stream).map_err(|e| e.to_string())?;
+    let archive = archive(sdk, args)?;
+    let kinesis = aws_sdk_kinesis::Client::new(sdk);
+    let (shards, since) = shards_and_oldest_day(&kinesis, stream).await?;
+    let handled = archive.handled(&resource, &since).await?;
+    let classifier = Classifier::new(sdk, resource.clone())?;
+    let mut gaps = Vec::new();
+    for shard in &shards {
+        let after = handled.get(shard).map(String::as_str);
+        gaps.push(caught_up::gap(&kinesis, stream, shard, after, &classifier).await?);
+    }
+    eprint!("{}", caught_up::table(&gaps));
+    let missing: Vec<&ShardGap> = gaps.iter().filter(|g| g.missing() > 0).collect();
+    if missing.is_empty() {
+        eprintln!(
+            "das stream stop: s3://{}/{}{resource}/ holds every record of {stream}",
+            archive.bucket, archive.prefix
+        );
         return Ok(());
     }
+    let what: Vec<String> = missing.iter().map(|g| describe(g)).collect();
     Err(format!(
-        "refusing to stop the activity stream: stopping deletes Kinesis stream {stream}, and the archiver has \
-         not caught up with it ({}). Wait until it has, or pass --force to stop anyway and lose what it has \
-         not read",
-        backlog.describe()
+        "refusing to stop the activity stream: stopping deletes Kinesis stream {stream}, and s3://{}/{} does not \
+         hold all of it yet: {}. Wait until the archiver has caught up (or redrive what it gave up on), or pass \
+         --force to stop anyway and lose it",
+        archive.bucket,
+        archive.prefix,
+        what.join("; ")
     ))
 }
 
-/// One-minute datapoints (epoch seconds, value) of a `DasArchiver` metric for one resource id.
-async fn metric(
-    client: &aws_sdk_cloudwatch::Client,
-    name: &str,
-    stat: &str,
-    resource: &str,
-    now: i64,
-) -> Result<Vec<(i64, f64)>, String> {
-    use aws_sdk_cloudwatch::primitives::DateTime;
-    use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
-    let query = MetricDataQuery::builder()
-        .id("m")
-        .metric_stat(
-            MetricStat::builder()
-                .metric(
-                    Metric::builder()
-                        .namespace("DasArchiver")
-                        .metric_name(name)
-                        .dimensions(Dimension::builder().name("ResourceId").value(resource).build())
-                        .build(),
-                )
-                .period(60)
-                .stat(stat)
-                .build(),
+/// One shard's shortfall, for the refusal.
+fn describe(gap: &ShardGap) -> String {
+    let mut text = format!(
+        "{} has {} record(s) with events after {}, from {}",
+        gap.shard,
+        gap.missing(),
+        gap.handled
+            .as_deref()
+            .map_or("its start (nothing archived)".to_owned(), |s| format!(
+                "sequence number {s}"
+            )),
+        gap.first_missing.as_deref().unwrap_or("?")
+    );
+    if gap.undecodable > 0 {
+        text.push_str(&format!(
+            " ({} could not be decrypted, so they count as missing)",
+            gap.undecodable
+        ));
+    }
+    text
+}
+
+/// The archive named by `--bucket`/`--prefix`, or `DAS_ARCHIVE_BUCKET`/`DAS_ARCHIVE_PREFIX`.
+fn archive(sdk: &aws_config::SdkConfig, args: &StreamArgs) -> Result<Archive, String> {
+    let mut extra = Vec::new();
+    if let Some(bucket) = &args.bucket {
+        extra.push(("DAS_ARCHIVE_BUCKET", bucket.clone()));
+    }
+    if let Some(prefix) = &args.prefix {
+        extra.push(("DAS_ARCHIVE_PREFIX", prefix.clone()));
+    }
+    let settings = super::filters::FilterArgs::default().settings(&extra).map_err(|e| {
+        format!(
+            "`das stream stop` checks that the archive holds the whole stream before it is deleted: name the \
+             archive with --bucket (and --prefix), or pass --force ({e})"
         )
-        .build();
-    let out = client
-        .get_metric_data()
-        .metric_data_queries(query)
-        .start_time(DateTime::from_secs(now - METRIC_WINDOW_SECONDS))
-        .end_time(DateTime::from_secs(now + 60))
+    })?;
+    Ok(Archive {
+        client: super::s3_client(sdk, settings.s3_force_path_style),
+        bucket: settings.bucket,
+        prefix: settings.layout.prefix,
+    })
+}
+
+/// Every shard of the stream (open, and closed ones still within the retention period), and the
+/// first day (`YYYY-MM-DD`) whose records the stream may still hold.
+async fn shards_and_oldest_day(
+    kinesis: &aws_sdk_kinesis::Client,
+    stream: &str,
+) -> Result<(Vec<String>, String), String> {
+    let fail = |e: String| format!("cannot describe Kinesis stream {stream} (--force skips the check): {e}");
+    let summary = kinesis
+        .describe_stream_summary()
+        .stream_name(stream)
         .send()
         .await
-        .map_err(|e| {
-            format!(
-                "cannot read the archiver's {name} metric from CloudWatch (needs cloudwatch:GetMetricData; \
-                 --force skips the check): {}",
-                aws_sdk_cloudwatch::error::DisplayErrorContext(&e)
-            )
-        })?;
-    let mut points = Vec::new();
-    for result in out.metric_data_results() {
-        for (t, v) in result.timestamps().iter().zip(result.values()) {
-            points.push((t.secs(), *v));
+        .map_err(|e| fail(aws_sdk_kinesis::error::DisplayErrorContext(&e).to_string()))?;
+    let retention_hours = summary
+        .stream_description_summary()
+        .map_or(24, |s| i64::from(s.retention_period_hours()));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    // A day more than the retention: arrival times and partition days are both UTC, but the margin
+    // costs one listing and spares any argument about the boundary.
+    let oldest = now - (retention_hours + 24) * 3600;
+    let since = crate::pipeline::utc::UtcDateTime::from_unix_seconds(oldest as f64).date();
+    let mut shards = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let request = match &token {
+            Some(t) => kinesis.list_shards().next_token(t),
+            None => kinesis.list_shards().stream_name(stream),
+        };
+        let page = request
+            .send()
+            .await
+            .map_err(|e| fail(aws_sdk_kinesis::error::DisplayErrorContext(&e).to_string()))?;
+        shards.extend(page.shards().iter().map(|s| s.shard_id().to_owned()));
+        token = page.next_token().map(str::to_owned);
+        if token.is_none() {
+            break;
         }
     }
-    Ok(points)
+    Ok((shards, since))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::Parser;
-
-    #[test]
-    fn a_stream_read_a_minute_ago_with_fresh_records_has_no_backlog() {
-        let now = 10_000;
-        let b = Backlog::judge(
-            "cluster-A",
-            &[(now - 600, 5.0), (now - 60, 3.0)],
-            &[(now - 60, 2.0)],
-            now,
-        );
-        assert_eq!((b.last_read_ago, b.oldest_record_age), (Some(60), Some(2.0)));
-        assert!(b.is_zero(), "{}", b.describe());
-    }
-
-    #[test]
-    fn a_lagging_or_unread_stream_is_a_backlog() {
-        let now = 10_000;
-        let lagging = Backlog::judge("cluster-A", &[(now - 60, 3.0)], &[(now - 60, 3_600.0)], now);
-        assert!(!lagging.is_zero() && lagging.describe().contains("3600 s old"));
-        let silent = Backlog::judge("cluster-A", &[(now - 600, 3.0)], &[(now - 600, 1.0)], now);
-        assert!(!silent.is_zero());
-        let never = Backlog::judge("cluster-A", &[], &[], now);
-        assert!(!never.is_zero() && never.describe().contains("has not read cluster-A"));
-    }
 
     #[derive(Parser)]
     struct Wrapper {

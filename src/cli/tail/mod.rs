@@ -90,7 +90,8 @@ pub(super) async fn tail(args: &TailArgs) -> Result<ExitCode, String> {
     };
     readers.start_ready().await?;
     let mut progress = Progress::new(std::io::stderr().is_terminal());
-    match follow(&printer, &mut rx, &mut readers, &decoder, &mut progress).await? {
+    let shutdown = ctrl_c_once();
+    match follow(&printer, &mut rx, &mut readers, &decoder, &mut progress, shutdown).await? {
         // Whoever read our output has stopped (`das tail | head`): that is how such a pipe ends.
         End::StdoutClosed => Ok(ExitCode::SUCCESS),
         End::Done => Ok(progress.finish()),
@@ -138,21 +139,43 @@ fn key_cache(
     Ok(KeyCache::new(source, settings.key_cache))
 }
 
-/// The loop: print what the readers send until the limit, Ctrl-C, a closed stdout, or a reader
-/// fails.
+/// Completes on the first Ctrl-C from now on, whatever the loop is doing when it comes: a task
+/// waits for it from the start, so none is missed between two waits (a `ctrl_c()` made anew per
+/// wait would let one that arrives while a batch is decoded or printed go unseen). If the signal
+/// handler cannot be installed, it never completes (Ctrl-C then ends the process as usual).
+fn ctrl_c_once() -> impl std::future::Future<Output = ()> {
+    let (pressed, mut seen) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            let _ = pressed.send(true);
+        }
+    });
+    async move {
+        if seen.wait_for(|pressed| *pressed).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// The loop: print what the readers send until the limit, `shutdown` (Ctrl-C), a closed stdout, or
+/// a reader fails. `shutdown` is polled first at every turn and raced against each decode (which
+/// may wait out KMS throttling), so it ends the loop wherever it comes.
 async fn follow(
     printer: &Printer,
     rx: &mut mpsc::Receiver<ShardEvent>,
     readers: &mut Readers,
     decoder: &Decoder,
     progress: &mut Progress,
+    shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<End, String> {
+    tokio::pin!(shutdown);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     while progress.remaining(printer.limit) > 0 {
         let event = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
             event = rx.recv() => event,
-            _ = tokio::signal::ctrl_c() => break,
         };
         let Some(event) = event else { break };
         match event {
@@ -166,7 +189,11 @@ async fn follow(
                 millis_behind,
             } => {
                 progress.lag_millis = millis_behind;
-                let decoded = decoder.decode(&shard, &records, progress).await;
+                let decoded = tokio::select! {
+                    biased;
+                    () = &mut shutdown => break,
+                    decoded = decoder.decode(&shard, &records, progress) => decoded,
+                };
                 let written = printer.print(&mut out, &decoded, progress);
                 if let Some(end) = written_or_end(written)? {
                     return Ok(end);
@@ -328,6 +355,83 @@ mod tests {
         format!(
             r#"{{"type":"{kind}","command":"SELECT","class":"READ","kinesisShardId":"shardId-000000000000","kinesisSequenceNumber":"7","eventIndex":{index}}}"#
         ) + "\n"
+    }
+
+    /// A key source that says when it is asked and never answers (KMS throttled for good).
+    struct Stuck(Arc<tokio::sync::Notify>);
+
+    #[async_trait::async_trait]
+    impl DataKeySource for Stuck {
+        async fn decrypt(&self, _: &[u8], _: &ResourceId) -> Result<zeroize::Zeroizing<Vec<u8>>, KeyError> {
+            self.0.notify_one();
+            std::future::pending().await
+        }
+    }
+
+    /// The loop's parts around `keys`, and a record queued for it (its envelope names a data key).
+    fn parts(keys: Box<dyn DataKeySource>) -> (Decoder, Readers, mpsc::Receiver<ShardEvent>) {
+        let decoder = Decoder {
+            keys: KeyCache::new(keys, crate::aws::keys::KeyCacheLimits::default()),
+            resource: ResourceId::parse("cluster-ABC").unwrap(),
+            filter: Arc::new(Filter::new(&crate::pipeline::filter::FilterSpec::default()).unwrap()),
+            options: DecodeOptions::default(),
+        };
+        let (tx, rx) = mpsc::channel(4);
+        let data = crate::pipeline::record::encode(b"{}", &[7; 32], b"blob", &Default::default()).unwrap();
+        let records = vec![Record {
+            data,
+            sequence: "1".to_owned(),
+            arrival_ms: 0,
+        }];
+        let event = ShardEvent::Records {
+            shard: "shardId-000000000000".to_owned(),
+            records,
+            millis_behind: 0,
+        };
+        tx.try_send(event).unwrap();
+        let kinesis = aws_sdk_kinesis::Client::from_conf(
+            aws_sdk_kinesis::Config::builder()
+                .behavior_version(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new("us-east-1"))
+                .build(),
+        );
+        let readers = Readers::new(kinesis, "aws-rds-das-cluster-ABC".to_owned(), Start::Latest, tx);
+        (decoder, readers, rx)
+    }
+
+    const PRINTER: Printer = Printer {
+        ocsf: None,
+        pretty: false,
+        limit: None,
+    };
+
+    #[tokio::test]
+    async fn a_ctrl_c_while_a_batch_is_being_decoded_ends_the_tail() {
+        let asked = Arc::new(tokio::sync::Notify::new());
+        let (decoder, mut readers, mut rx) = parts(Box::new(Stuck(Arc::clone(&asked))));
+        let (press, pressed) = tokio::sync::oneshot::channel::<()>();
+        let shutdown = async move {
+            let _ = pressed.await;
+        };
+        let mut progress = Progress::new(false);
+        let follow = follow(&PRINTER, &mut rx, &mut readers, &decoder, &mut progress, shutdown);
+        // Ctrl-C once the decode is waiting for its key, and not before.
+        let ctrl_c = async move {
+            asked.notified().await;
+            press.send(()).unwrap();
+        };
+        let (end, ()) = tokio::join!(follow, ctrl_c);
+        assert_eq!(end, Ok(End::Done));
+        assert_eq!((progress.records, progress.events), (1, 0));
+    }
+
+    #[tokio::test]
+    async fn a_ctrl_c_that_came_while_printing_ends_the_tail_before_the_next_batch() {
+        let (decoder, mut readers, mut rx) = parts(Box::new(Stuck(Arc::default())));
+        let mut progress = Progress::new(false);
+        let end = follow(&PRINTER, &mut rx, &mut readers, &decoder, &mut progress, async {}).await;
+        assert_eq!(end, Ok(End::Done));
+        assert_eq!(progress.records, 0, "the queued batch was not read");
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! and `DescribeDBInstances` with AWS's documented response shape, one database per page (so the
 //! client's pagination on `Marker` is exercised). The SDK reaches it through the standard
 //! `AWS_ENDPOINT_URL_RDS` setting; every other service still goes to moto through `AWS_ENDPOINT_URL`.
+//! It also takes `StopActivityStream` (noting the ARN, for `das stream stop`'s tests,
+//! https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_StopActivityStream.html).
 //! Any other RDS action is answered with a query-protocol error, so a new call is noticed.
 //!
 //! The shape (elements `DBClusters/DBCluster`, `DBInstances/DBInstance`, `Marker`, and the fields
@@ -17,7 +19,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// The account and region of every fake ARN: moto's defaults, so stream ARNs match moto's streams.
 pub(crate) const ACCOUNT: &str = "123456789012";
@@ -105,6 +107,8 @@ fn escape(text: &str) -> String {
 pub(crate) struct RdsDouble {
     /// `http://127.0.0.1:<port>`, for `AWS_ENDPOINT_URL_RDS`.
     pub(crate) endpoint: String,
+    /// The `ResourceArn` of every `StopActivityStream` received.
+    stops: Arc<Mutex<Vec<String>>>,
 }
 
 impl RdsDouble {
@@ -113,22 +117,36 @@ impl RdsDouble {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let databases = Arc::new(databases);
+        let stops = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&stops);
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let databases = Arc::clone(&databases);
-                std::thread::spawn(move || serve(stream, &databases));
+                let (databases, log) = (Arc::clone(&databases), Arc::clone(&log));
+                std::thread::spawn(move || serve(stream, &databases, &log));
             }
         });
-        Self { endpoint }
+        Self { endpoint, stops }
+    }
+
+    /// The resource ARNs `StopActivityStream` was called with, in order.
+    pub(crate) fn stops(&self) -> Vec<String> {
+        self.stops.lock().unwrap().clone()
     }
 }
 
 /// Answers the requests of one keep-alive connection until the client closes it.
-fn serve(stream: TcpStream, databases: &[FakeDb]) {
+fn serve(stream: TcpStream, databases: &[FakeDb], stops: &Mutex<Vec<String>>) {
     let mut writer = stream.try_clone().unwrap();
     let mut reader = BufReader::new(stream);
     while let Some(body) = read_request(&mut reader) {
-        let (status, xml) = answer(&form(&body), databases);
+        let form = form(&body);
+        let (status, xml) = match stop(&form) {
+            Some((arn, xml)) => {
+                stops.lock().unwrap().push(arn);
+                ("200 OK", xml)
+            }
+            None => answer(&form, databases),
+        };
         let head = format!(
             "HTTP/1.1 {status}\r\ncontent-type: text/xml\r\ncontent-length: {}\r\nx-amzn-requestid: fake\r\n\r\n",
             xml.len()
@@ -174,6 +192,24 @@ fn form(body: &str) -> Vec<(String, String)> {
         .filter_map(|pair| pair.split_once('='))
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect()
+}
+
+/// A `StopActivityStream` request's ARN (percent-decoded) and the response.
+fn stop(form: &[(String, String)]) -> Option<(String, String)> {
+    let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    if field("Action") != Some("StopActivityStream") {
+        return None;
+    }
+    let arn = field("ResourceArn")
+        .unwrap_or_default()
+        .replace("%3A", ":")
+        .replace("%2F", "/");
+    let xml =
+        "<StopActivityStreamResponse xmlns=\"http://rds.amazonaws.com/doc/2014-10-31/\"><StopActivityStreamResult>\
+               <Status>stopping</Status></StopActivityStreamResult><ResponseMetadata><RequestId>fake</RequestId>\
+               </ResponseMetadata></StopActivityStreamResponse>"
+            .to_owned();
+    Some((arn, xml))
 }
 
 fn answer(form: &[(String, String)], databases: &[FakeDb]) -> (&'static str, String) {
