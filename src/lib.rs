@@ -52,7 +52,7 @@ pub mod logging;
 
 // The short paths (`das_archiver::esdk`, `das_archiver::batch`, …) that tests, benches, fuzz targets
 // and users already name.
-pub use pipeline::{activity, envelope, error, esdk, filter, gunzip, json_error, ndjson, record, simulate, utc};
+pub use pipeline::{activity, envelope, error, esdk, filter, gunzip, json_error, mask, ndjson, record, simulate, utc};
 
 #[cfg(feature = "aws")]
 pub use aws::{archive, batch, compress, config, keys};

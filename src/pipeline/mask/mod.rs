@@ -16,10 +16,11 @@
 //! What this must never do: let a literal through with [`MaskMode::Literals`], panic, allocate per
 //! token, or return text longer than [`max_masked_len`] of its input.
 
+pub mod fields;
 mod fingerprint;
 mod lexer;
 
-pub use fingerprint::{fingerprint, Fingerprint};
+pub use fingerprint::{fingerprint, normalized, Fingerprint};
 pub use lexer::{Dialect, Kind, Lexer, Token};
 
 /// Whether literal values are masked (`DAS_MASK_SQL`).
