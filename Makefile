@@ -71,9 +71,9 @@ fuzz-check: ## Check that the fuzz targets build (stable toolchain, no sanitizer
 # cargo-fuzz needs nightly's -Z flags (sanitizer, coverage); RUSTC_BOOTSTRAP=1 lets the stable toolchain,
 # the only one on a fresh machine here, accept them.
 FUZZ_TIME ?= 600
-fuzz: ## Run both fuzz targets for FUZZ_TIME seconds each (default 600; installs cargo-fuzz)
+fuzz: ## Run the three fuzz targets for FUZZ_TIME seconds each (default 600; installs cargo-fuzz)
 	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
-	for target in esdk_decrypt record_decode; do \
+	for target in esdk_decrypt record_decode mask_sql; do \
 	  mkdir -p fuzz/corpus/$$target && \
 	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$target fuzz/corpus/$$target fuzz/seeds/$$target -- \
 	    -max_total_time=$(FUZZ_TIME) -print_final_stats=1 || exit 1; \

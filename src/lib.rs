@@ -6,8 +6,8 @@
 //! one rule that matters most: the pure core never touches AWS.
 //!
 //! ```text
-//! Kinesis record ─► envelope ─► data key (KMS, cached) ─► esdk ─► gunzip ─► activity ─► filter ─► ndjson ─► sink
-//!                   └──────────── pipeline/ (pure) ─────────────────────────────────────────────┘   aws/
+//! Kinesis record ─► envelope ─► data key (KMS, cached) ─► esdk ─► gunzip ─► activity ─► filter ─► mask ─► ndjson ─► sink
+//!                   └──────────── pipeline/ (pure) ──────────────────────────────────────────────────────┘   aws/
 //! ```
 //!
 //! [`pipeline`], the pure core — no I/O, no `async`, no environment (checked by `tests/it/architecture.rs`
@@ -17,6 +17,7 @@
 //! - [`gunzip`]: bounded decompression.
 //! - [`activity`]: the decrypted payload and its events, with lenient typed accessors.
 //! - [`filter`]: which events to archive, and which fields to drop or redact (pseudonymise).
+//! - [`mask`]: SQL literals and bind values masked per engine dialect, query fingerprints.
 //! - [`ndjson`]: one self-contained output line per event.
 //! - `ocsf`: OCSF 1.1.0 Datastore Activity events for Amazon Security Lake; `ocsf_parquet` (feature `ocsf-parquet`): their Parquet objects and keys.
 //! - [`record`]: one record end to end, both ways (decode for archiving, encode for tests and load).
@@ -52,7 +53,7 @@ pub mod logging;
 
 // The short paths (`das_archiver::esdk`, `das_archiver::batch`, …) that tests, benches, fuzz targets
 // and users already name.
-pub use pipeline::{activity, envelope, error, esdk, filter, gunzip, json_error, ndjson, record, simulate, utc};
+pub use pipeline::{activity, envelope, error, esdk, filter, gunzip, json_error, mask, ndjson, record, simulate, utc};
 
 #[cfg(feature = "aws")]
 pub use aws::{archive, batch, compress, config, keys};

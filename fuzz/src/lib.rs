@@ -14,6 +14,8 @@
 //!   a valid record with `record::encode`), `0xFE` is *gzip mode* (the rest is the decrypted plaintext,
 //!   i.e. the gzip stream, encrypted into a valid record), anything else is *raw mode*: the whole input
 //!   is the Kinesis record data.
+//! - [`mask_sql`]: the first byte picks the dialect (its value modulo 5), the rest is the statement,
+//!   lossily made UTF-8 (events reach the masker as JSON strings, always UTF-8).
 
 use std::sync::OnceLock;
 
@@ -23,6 +25,7 @@ use das_archiver::esdk::{
     self, CommitmentPolicy, DecryptOptions, DecryptPolicy, EncryptOptions, Limits, Message, RawAesKeyring, SuiteId,
 };
 use das_archiver::gunzip;
+use das_archiver::mask::{self, Dialect, MaskMode};
 use das_archiver::record::{self, DecodeOptions, EncodeOptions};
 
 /// The wrapping key of the fixed DAS keyring every target decrypts with.
@@ -319,4 +322,28 @@ fn visit(activity: &ActivityRecord<'_>) {
         let _ = event.remote_host();
         let _ = event.log_time();
     }
+}
+
+/// Masks and fingerprints one statement in every mode: never panics, never returns more than
+/// [`mask::max_masked_len`] of its input, and masking twice changes nothing more.
+pub fn mask_sql(data: &[u8]) {
+    let Some((&selector, rest)) = data.split_first() else {
+        return;
+    };
+    let dialect = match selector % 5 {
+        0 => Dialect::Postgres,
+        1 => Dialect::MySql,
+        2 => Dialect::SqlServer,
+        3 => Dialect::Oracle,
+        _ => Dialect::Unknown,
+    };
+    let text = String::from_utf8_lossy(rest);
+    let masked = mask::mask_sql(&text, dialect, MaskMode::Literals);
+    assert!(
+        masked.len() <= mask::max_masked_len(text.len()),
+        "masked text longer than its bound"
+    );
+    let _ = mask::mask_sql(&text, dialect, MaskMode::Off);
+    let _ = mask::fingerprint(&text, dialect);
+    let _ = mask::fields::mask_message(&text);
 }

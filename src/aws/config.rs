@@ -11,6 +11,7 @@ use crate::aws::batch::{BatchSettings, GiveUpPolicy, Outputs, SecurityLake};
 use crate::aws::keys::KeyCacheLimits;
 use crate::pipeline::envelope::ResourceId;
 use crate::pipeline::filter::{FilterError, FilterSpec, FILTER_LISTS};
+use crate::pipeline::mask::MaskMode;
 use crate::pipeline::record::DecodeOptions;
 
 /// A setting that cannot be used.
@@ -169,7 +170,7 @@ fn give_up_policy<F: Fn(&str) -> Option<String>>(env: &Reader<'_, F>) -> Result<
 
 /// Every variable the function and the `das` command read (the filter lists come from their table).
 fn known_variables() -> Vec<String> {
-    const OWN: [&str; 25] = [
+    const OWN: [&str; 26] = [
         "DAS_ARCHIVE_BUCKET",
         "DAS_ARCHIVE_PREFIX",
         "DAS_COMPRESSION",
@@ -181,6 +182,7 @@ fn known_variables() -> Vec<String> {
         "DAS_KEY_CACHE_MAX_ENTRIES",
         "DAS_KEY_CACHE_TTL_SECONDS",
         "DAS_SKIP_HEARTBEATS",
+        "DAS_MASK_SQL",
         "DAS_S3_FORCE_PATH_STYLE",
         "DAS_MAX_DECOMPRESSED_BYTES",
         "DAS_KMS_KEY_ARN",
@@ -338,8 +340,18 @@ fn security_lake<F: Fn(&str) -> Option<String>>(env: &Reader<'_, F>) -> Result<S
 /// `DAS_SKIP_HEARTBEATS` and the filter lists, compiled once so a bad pattern is reported with its
 /// variable at start-up.
 fn filter_spec<F: Fn(&str) -> Option<String>>(env: &Reader<'_, F>) -> Result<FilterSpec, ConfigError> {
+    let mask_sql = match env.get("DAS_MASK_SQL") {
+        None => MaskMode::Literals,
+        Some(value) => MaskMode::parse(&value).ok_or_else(|| {
+            env.invalid(
+                "DAS_MASK_SQL",
+                "must be `literals` (the default: SQL literals and bind values become ?) or `off`",
+            )
+        })?,
+    };
     let mut filter = FilterSpec {
         skip_heartbeats: env.flag("DAS_SKIP_HEARTBEATS", true)?,
+        mask_sql,
         ..FilterSpec::default()
     };
     for list in &FILTER_LISTS {

@@ -9,7 +9,9 @@ use super::parse_key;
 use crate::pipeline::activity::ActivityRecord;
 use crate::pipeline::envelope::Envelope;
 use crate::pipeline::esdk::RawAesKeyring;
-use crate::pipeline::ndjson::{write_event_line, LineContext};
+use crate::pipeline::filter::{Filter, FilterSpec};
+use crate::pipeline::mask::MaskMode;
+use crate::pipeline::ndjson::LineContext;
 use crate::pipeline::record::{self, DecodeOptions};
 
 #[derive(Debug, clap::Args)]
@@ -23,11 +25,19 @@ pub(super) struct DecodeArgs {
     /// Keep heartbeat events in the output.
     #[arg(long)]
     keep_heartbeats: bool,
+    /// Mask SQL literals and bind values as ? (literals, the default) or show them (off).
+    #[arg(long, env = "DAS_MASK_SQL", default_value = "literals", value_parser = ["literals", "off"])]
+    mask_sql: String,
 }
 
 pub(super) fn decode(args: &DecodeArgs) -> Result<ExitCode, String> {
     let key = parse_key(&args.wrapping_key)?;
     let keyring = RawAesKeyring::das(&key).map_err(|e| e.to_string())?;
+    let spec = FilterSpec {
+        mask_sql: MaskMode::parse(&args.mask_sql).unwrap_or_default(),
+        ..FilterSpec::default()
+    };
+    let filter = Filter::new(&spec).map_err(|e| e.to_string())?;
     let inputs: Vec<PathBuf> = if args.files.is_empty() {
         vec![PathBuf::from("-")]
     } else {
@@ -38,7 +48,7 @@ pub(super) fn decode(args: &DecodeArgs) -> Result<ExitCode, String> {
     let (mut ok, mut failed) = (0usize, 0usize);
     for path in &inputs {
         let bytes = read_input(path)?;
-        let (input_ok, input_failed) = decode_input(&bytes, path, &keyring, args.keep_heartbeats, &mut out)?;
+        let (input_ok, input_failed) = decode_input(&bytes, path, &keyring, (args.keep_heartbeats, &filter), &mut out)?;
         ok += input_ok;
         failed += input_failed;
     }
@@ -71,7 +81,7 @@ fn decode_input(
     bytes: &[u8],
     path: &Path,
     keyring: &RawAesKeyring,
-    keep_heartbeats: bool,
+    (keep_heartbeats, filter): (bool, &Filter),
     out: &mut impl Write,
 ) -> Result<(usize, usize), String> {
     let options = DecodeOptions::default();
@@ -88,7 +98,7 @@ fn decode_input(
         // input is not read.
         let parsed = payload.and_then(|p| {
             let activity = ActivityRecord::parse(&p.json, options.payload).map_err(|e| e.to_string());
-            activity.map(|a| write_events(&a, keep_heartbeats, &mut line, out))
+            activity.map(|a| write_events(&a, (keep_heartbeats, filter), &mut line, out))
         });
         match parsed {
             Ok(written) => {
@@ -104,10 +114,10 @@ fn decode_input(
     Ok((ok, failed))
 }
 
-/// The record's events as archive lines, heartbeats only if asked for.
+/// The record's events as archive lines (masked as `filter` says), heartbeats only if asked for.
 fn write_events(
     activity: &ActivityRecord<'_>,
-    keep_heartbeats: bool,
+    (keep_heartbeats, filter): (bool, &Filter),
     line: &mut Vec<u8>,
     out: &mut impl Write,
 ) -> Result<(), String> {
@@ -118,7 +128,7 @@ fn write_events(
         .filter(|(_, e)| keep_heartbeats || !e.is_heartbeat())
     {
         line.clear();
-        write_event_line(event, activity, &LineContext::unknown_record(index), line);
+        filter.write_line(event, activity, &LineContext::unknown_record(index), line);
         out.write_all(line).map_err(|e| format!("cannot write output: {e}"))?;
     }
     Ok(())

@@ -12,6 +12,9 @@ use crate::pipeline::filter::FILTER_LISTS;
 /// The argument id of `--keep-heartbeats`.
 const KEEP_HEARTBEATS: &str = "keep_heartbeats";
 
+/// The argument id of `--mask-sql`.
+const MASK_SQL: &str = "mask_sql";
+
 /// `--include-users`, `--exclude-classes`, … (comma-separated, case-insensitive, `*` globs).
 #[derive(Debug, Clone, Default)]
 pub(super) struct FilterArgs {
@@ -19,6 +22,8 @@ pub(super) struct FilterArgs {
     lists: [Option<String>; FILTER_LISTS.len()],
     /// Keep heartbeat events.
     keep_heartbeats: bool,
+    /// `literals` or `off` (over `DAS_MASK_SQL`).
+    mask_sql: Option<String>,
 }
 
 impl clap::Args for FilterArgs {
@@ -40,6 +45,14 @@ impl clap::Args for FilterArgs {
                 .help("Keep heartbeat events")
                 .action(ArgAction::SetTrue),
         )
+        .arg(
+            Arg::new(MASK_SQL)
+                .long("mask-sql")
+                .value_name("MASK_SQL")
+                .value_parser(["literals", "off"])
+                .help("Mask SQL literals and bind values as ? (literals, the default) or show them (off); over DAS_MASK_SQL")
+                .action(ArgAction::Set),
+        )
     }
 
     fn augment_args_for_update(cmd: Command) -> Command {
@@ -56,6 +69,7 @@ impl clap::FromArgMatches for FilterArgs {
         Ok(Self {
             lists: FILTER_LISTS.map(|list| matches.remove_one::<String>(list.name)),
             keep_heartbeats: matches.get_flag(KEEP_HEARTBEATS),
+            mask_sql: matches.remove_one::<String>(MASK_SQL),
         })
     }
 
@@ -82,6 +96,9 @@ impl FilterArgs {
         Settings::from_lookup(|name| {
             if name == "DAS_SKIP_HEARTBEATS" && self.keep_heartbeats {
                 return Some("false".to_owned());
+            }
+            if name == "DAS_MASK_SQL" && self.mask_sql.is_some() {
+                return self.mask_sql.clone();
             }
             let flag = || {
                 let index = FILTER_LISTS.iter().position(|list| list.env == name)?;

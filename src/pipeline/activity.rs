@@ -179,36 +179,92 @@ impl<'de> Visitor<'de> for StrSeed {
     }
 }
 
-/// The fields filters look at, located once per event. Each is the field's raw JSON value.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// The fields filters and masking look at, located once per event. Each is the field's raw JSON
+/// value (`None` when absent or `null`).
+#[derive(Debug, Clone, Default)]
 struct EventFields<'a> {
-    #[serde(rename = "type", borrow, default)]
     event_type: Option<&'a RawValue>,
-    #[serde(rename = "dbUserName", borrow, default)]
     db_user_name: Option<&'a RawValue>,
-    #[serde(borrow, default)]
     class: Option<&'a RawValue>,
-    #[serde(borrow, default)]
     command: Option<&'a RawValue>,
-    #[serde(rename = "databaseName", borrow, default)]
     database_name: Option<&'a RawValue>,
-    #[serde(rename = "objectName", borrow, default)]
     object_name: Option<&'a RawValue>,
-    #[serde(rename = "clientApplication", borrow, default)]
     client_application: Option<&'a RawValue>,
-    #[serde(rename = "remoteHost", borrow, default)]
     remote_host: Option<&'a RawValue>,
-    #[serde(rename = "logTime", borrow, default)]
     log_time: Option<&'a RawValue>,
-    #[serde(rename = "clusterId", default, deserialize_with = "present")]
+    server_type: Option<&'a RawValue>,
+    // The fields masking rewrites (`mask::fields`), located here so a line can be written by
+    // splicing their masked values into the event's text instead of re-serialising it.
+    command_text: Option<&'a RawValue>,
+    param_list: Option<&'a RawValue>,
+    error_message: Option<&'a RawValue>,
+    engine_native_audit_fields: Option<&'a RawValue>,
     has_cluster_id: bool,
-    #[serde(rename = "instanceId", default, deserialize_with = "present")]
     has_instance_id: bool,
+    /// One of the masked fields appears more than once: a splice would mask only one occurrence.
+    repeats_sensitive_field: bool,
 }
 
-/// Called only when the key is there, whatever its value.
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    IgnoredAny::deserialize(d).map(|_| true)
+impl<'de> Deserialize<'de> for EventFields<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(EventFieldsVisitor)
+    }
+}
+
+struct EventFieldsVisitor;
+
+impl<'de> Visitor<'de> for EventFieldsVisitor {
+    type Value = EventFields<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an event object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut fields = EventFields::default();
+        // Which keys were seen, `null` included: a repeated key is caught even after a `null`.
+        let mut seen = 0u32;
+        while let Some(key) = map.next_key_seed(StrSeed)? {
+            let (bit, sensitive, slot) = match key.as_ref() {
+                "type" => (0, false, &mut fields.event_type),
+                "dbUserName" => (1, false, &mut fields.db_user_name),
+                "class" => (2, false, &mut fields.class),
+                "command" => (3, false, &mut fields.command),
+                "databaseName" => (4, false, &mut fields.database_name),
+                "objectName" => (5, false, &mut fields.object_name),
+                "clientApplication" => (6, false, &mut fields.client_application),
+                "remoteHost" => (7, false, &mut fields.remote_host),
+                "logTime" => (8, false, &mut fields.log_time),
+                "serverType" => (9, false, &mut fields.server_type),
+                "commandText" => (10, true, &mut fields.command_text),
+                "paramList" => (11, true, &mut fields.param_list),
+                "errorMessage" => (12, true, &mut fields.error_message),
+                "engineNativeAuditFields" => (13, true, &mut fields.engine_native_audit_fields),
+                other => {
+                    map.next_value::<IgnoredAny>()?;
+                    match other {
+                        "clusterId" => fields.has_cluster_id = true,
+                        "instanceId" => fields.has_instance_id = true,
+                        _ => {}
+                    }
+                    continue;
+                }
+            };
+            let value = map.next_value::<Option<&'de RawValue>>()?;
+            if seen & (1 << bit) != 0 {
+                // A filter must see one value per field, as before this visitor existed (serde's
+                // derive refused duplicates); a masked field is masked at every occurrence instead.
+                if !sensitive {
+                    return Err(de::Error::custom("an event field appears twice"));
+                }
+                fields.repeats_sensitive_field = true;
+                continue;
+            }
+            seen |= 1 << bit;
+            *slot = value;
+        }
+        Ok(fields)
+    }
 }
 
 /// One element of `databaseActivityEventList`: its original JSON plus lenient accessors.
@@ -289,6 +345,40 @@ impl<'a> ActivityEvent<'a> {
     /// The log time, as the engine formats it (the format varies by engine).
     pub fn log_time(&self) -> Option<Cow<'a, str>> {
         text(self.fields.log_time)
+    }
+
+    /// The engine (`PostgreSQL`, `MySQL`, `oracle`, `SQLSERVER`).
+    pub fn server_type(&self) -> Option<Cow<'a, str>> {
+        text(self.fields.server_type)
+    }
+
+    /// The statement's text. Never log it: it holds whatever values the statement carried.
+    pub fn command_text(&self) -> Option<Cow<'a, str>> {
+        text(self.fields.command_text)
+    }
+
+    /// The fields that can carry statement text or values, by name, each as its raw JSON value
+    /// (`None` when the event lacks it).
+    pub fn sensitive_fields(&self) -> [(&'static str, Option<&'a RawValue>); 4] {
+        [
+            ("commandText", self.fields.command_text),
+            ("paramList", self.fields.param_list),
+            ("errorMessage", self.fields.error_message),
+            ("engineNativeAuditFields", self.fields.engine_native_audit_fields),
+        ]
+    }
+
+    /// Whether one of [`ActivityEvent::sensitive_fields`] appears more than once in the event.
+    pub fn repeats_sensitive_field(&self) -> bool {
+        self.fields.repeats_sensitive_field
+    }
+
+    /// The byte offset in [`ActivityEvent::raw_json`] of `value`, one of this event's field values.
+    pub fn offset_of(&self, value: &RawValue) -> Option<usize> {
+        // Every field value is a slice of the event's own text (both borrow the payload), so the
+        // difference of their addresses is the value's offset in the event.
+        let offset = (value.get().as_ptr() as usize).checked_sub(self.raw.get().as_ptr() as usize)?;
+        (offset + value.get().len() <= self.raw.get().len()).then_some(offset)
     }
 }
 

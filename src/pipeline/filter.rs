@@ -56,6 +56,8 @@ use serde_json::value::RawValue;
 use wildmatch::WildMatch;
 
 use crate::pipeline::activity::{ActivityEvent, ActivityRecord, StrSeed};
+use crate::pipeline::mask::fields::{field_mask, write_masked, EventMasking};
+use crate::pipeline::mask::MaskMode;
 use crate::pipeline::ndjson::{self, LineContext};
 
 /// The filter settings as the user gives them, each list already split (see [`FilterSpec::parse_list`]).
@@ -88,6 +90,8 @@ pub struct FilterSpec {
     pub drop_fields: Vec<String>,
     /// Top-level event fields whose value is replaced by `"sha256:<hex>"` in the output.
     pub redact_fields: Vec<String>,
+    /// Whether SQL literals and bind values are masked (`DAS_MASK_SQL`; on by default).
+    pub mask_sql: MaskMode,
 }
 
 impl FilterSpec {
@@ -378,6 +382,7 @@ pub struct Filter {
     rules: Vec<Rule>,
     drop_fields: Vec<String>,
     redact_fields: Vec<String>,
+    mask_sql: MaskMode,
 }
 
 impl Filter {
@@ -428,6 +433,7 @@ impl Filter {
             rules,
             drop_fields: spec.drop_fields.clone(),
             redact_fields: spec.redact_fields.clone(),
+            mask_sql: spec.mask_sql,
         })
     }
 
@@ -449,7 +455,7 @@ impl Filter {
     }
 
     /// Whether [`Filter::write_line`] drops or redacts anything. When it does not, lines are written
-    /// by [`ndjson::write_event_line`] without parsing the event again.
+    /// by [`ndjson::write_masked_event_line`] without parsing the event again.
     pub fn rewrites_fields(&self) -> bool {
         !self.drop_fields.is_empty() || !self.redact_fields.is_empty()
     }
@@ -468,15 +474,17 @@ impl Filter {
         at: &LineContext<'_>,
         out: &mut Vec<u8>,
     ) {
-        if !self.rewrites_fields() {
-            ndjson::write_event_line(event, record, at, out);
+        if !self.rewrites_fields() && !event.repeats_sensitive_field() {
+            ndjson::write_masked_event_line(event, record, at, self.mask_sql, out);
             return;
         }
         let start = out.len();
         out.push(b'{');
+        let masking = ndjson::event_masking(event, self.mask_sql);
         let mut de = serde_json::Deserializer::from_str(event.raw_json());
         let rewrite = Rewrite {
             filter: self,
+            masking: &masking,
             out: &mut *out,
         };
         let empty = match de.deserialize_map(rewrite) {
@@ -487,6 +495,7 @@ impl Filter {
                 true
             }
         };
+        let empty = !ndjson::write_fingerprint(event, masking.dialect, empty, out) && empty;
         ndjson::finish_line(event, record, at, empty, start, out);
     }
 
@@ -540,6 +549,7 @@ fn check_fields(list: &'static str, fields: &[String]) -> Result<(), FilterError
 /// filter says. Returns whether no member was written.
 struct Rewrite<'f> {
     filter: &'f Filter,
+    masking: &'f EventMasking,
     out: &'f mut Vec<u8>,
 }
 
@@ -567,6 +577,8 @@ impl<'de> Visitor<'de> for Rewrite<'_> {
             self.out.push(b':');
             if action == Action::Redact {
                 write_redacted(value, self.out);
+            } else if let Some(mask) = field_mask(&key) {
+                write_masked(mask, value, self.masking, self.out);
             } else {
                 self.out.extend_from_slice(value.get().as_bytes());
             }
@@ -611,6 +623,7 @@ mod tests {
     use super::*;
 
     use crate::pipeline::activity::ParseLimits;
+    use crate::pipeline::mask::{fingerprint, Dialect};
 
     const CLUSTER: &str = "cluster-4HNY5V4RRNPKKYB7ICFKE5JBQQ";
     const INSTANCE: &str = "db-FZJTMYKCXQBUUZ6VLU7NW3ITCM";
@@ -832,7 +845,7 @@ mod tests {
     }
 
     #[test]
-    fn rewrites_fields_is_false_by_default_and_the_fast_path_writes_what_ndjson_writes() {
+    fn rewrites_fields_is_false_by_default_and_the_fast_path_writes_what_ndjson_writes_masked() {
         let filter = Filter::new(&FilterSpec::default()).unwrap();
         assert!(!filter.rewrites_fields());
         let events = [PG_SELECT, PG_CONNECT, MY_QUERY, ORA_LOGON, HEARTBEAT, r#"{ "a" : 1 }"#];
@@ -842,7 +855,7 @@ mod tests {
         for (i, event) in record.events.iter().enumerate() {
             let at = LineContext::kinesis("shardId-000000000001", "49", i);
             filter.write_line(event, &record, &at, &mut ours);
-            ndjson::write_event_line(event, &record, &at, &mut theirs);
+            ndjson::write_masked_event_line(event, &record, &at, MaskMode::Literals, &mut theirs);
         }
         assert_eq!(ours, theirs);
         assert!(Filter::new(&with(|s| s.drop_fields = list("paramList")))
@@ -861,11 +874,12 @@ mod tests {
         });
         let event = r#"{"logTime":"2019-10-30 00:39:49.990579+00","statementId":1,"command":"SELECT","dbUserName":"app_user","remoteHost":"","commandText":"select * from persons where id = $1","paramList":["42"],"pid":42,"rowCount":1.50,"exitCode":null,"engineNativeAuditFields":{"CLIENT_ID":"x","OS_USER":"rdsdb"},"class":"READ","type":"record"}"#;
         let expected = format!(
-            r#"{{"logTime":"2019-10-30 00:39:49.990579+00","statementId":1,"command":"SELECT","dbUserName":{},"remoteHost":{},"pid":{},"rowCount":1.50,"exitCode":null,"engineNativeAuditFields":{},"class":"READ","type":"record",{IDS}}}"#,
+            r#"{{"logTime":"2019-10-30 00:39:49.990579+00","statementId":1,"command":"SELECT","dbUserName":{},"remoteHost":{},"pid":{},"rowCount":1.50,"exitCode":null,"engineNativeAuditFields":{},"class":"READ","type":"record","commandFingerprint":"{}",{IDS}}}"#,
             sha(SHA_APP_USER),
             sha(SHA_EMPTY),
             sha(SHA_42),
             sha(SHA_NATIVE),
+            fingerprint("select * from persons where id = $1", Dialect::Unknown),
         ) + "\n";
         assert_eq!(lines(&spec, &[event]), expected);
     }
@@ -874,7 +888,9 @@ mod tests {
     fn rewritten_lines_drop_the_whitespace_between_fields_only() {
         let spec = with(|s| s.drop_fields = list("paramList"));
         let event = "{ \"commandText\" : \"a ,  b\" ,\n \"paramList\" : [ 1 ], \"rowCount\" : 1.0e3 }";
-        let expected = format!("{{\"commandText\":\"a ,  b\",\"rowCount\":1.0e3,{IDS}}}\n");
+        let print = fingerprint("a ,  b", Dialect::Unknown);
+        let expected =
+            format!("{{\"commandText\":\"a ,  b\",\"rowCount\":1.0e3,\"commandFingerprint\":\"{print}\",{IDS}}}\n");
         assert_eq!(lines(&spec, &[event]), expected);
     }
 
@@ -921,7 +937,11 @@ mod tests {
     fn field_names_match_ignoring_ascii_case_and_every_duplicate_is_dropped() {
         let spec = with(|s| s.drop_fields = list("PARAMLIST,commandtext"));
         let event = r#"{"paramList":[1],"a":1,"commandText":"x","paramList":[2],"ParamList":3}"#;
-        assert_eq!(lines(&spec, &[event]), format!("{{\"a\":1,{IDS}}}\n"));
+        let print = fingerprint("x", Dialect::Unknown);
+        assert_eq!(
+            lines(&spec, &[event]),
+            format!("{{\"a\":1,\"commandFingerprint\":\"{print}\",{IDS}}}\n")
+        );
     }
 
     #[test]

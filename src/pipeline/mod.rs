@@ -12,6 +12,7 @@ pub mod esdk;
 pub mod filter;
 pub mod gunzip;
 pub mod json_error;
+pub mod mask;
 pub mod ndjson;
 pub mod ocsf;
 #[cfg(feature = "ocsf-parquet")]

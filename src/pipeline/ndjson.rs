@@ -10,6 +10,8 @@
 //! physical line (Athena and `das tail` read one event per line).
 
 use crate::pipeline::activity::{ActivityEvent, ActivityRecord};
+use crate::pipeline::mask::fields::{field_mask, write_masked, EventMasking};
+use crate::pipeline::mask::{fingerprint, Dialect, MaskMode};
 
 /// Where an event came from: its Kinesis record and its place in that record's event list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +59,79 @@ pub fn write_event_line(
     let body = raw.strip_suffix('}').unwrap_or(raw);
     out.extend_from_slice(body.as_bytes());
     finish_line(event, record, at, body.trim_end() == "{", start, out);
+}
+
+/// Appends `event` as one NDJSON line like [`write_event_line`], with the fields that carry
+/// statement text or values masked per `mode` (`mask::fields`) and `commandFingerprint` added
+/// after the event's own fields when it has a statement.
+///
+/// The masked values are spliced into the event's original text, so every other field stays byte
+/// for byte. An event that repeats a masked field cannot be spliced (`Filter::write_line` rewrites
+/// those); here, as when a field's place in the text cannot be found (which the parser rules out),
+/// the line then holds no field of the event at all rather than an unmasked one.
+pub fn write_masked_event_line(
+    event: &ActivityEvent<'_>,
+    record: &ActivityRecord<'_>,
+    at: &LineContext<'_>,
+    mode: MaskMode,
+    out: &mut Vec<u8>,
+) {
+    let start = out.len();
+    let raw = event.raw_json().trim_end();
+    let body = raw.strip_suffix('}').unwrap_or(raw);
+    let masking = event_masking(event, mode);
+    if event.repeats_sensitive_field() {
+        out.push(b'{');
+        finish_line(event, record, at, true, start, out);
+        return;
+    }
+    let mut spans: Vec<(usize, &serde_json::value::RawValue, &str)> = Vec::with_capacity(4);
+    for (name, value) in event.sensitive_fields() {
+        let Some(value) = value else { continue };
+        let Some(offset) = event.offset_of(value).filter(|o| o + value.get().len() <= body.len()) else {
+            out.push(b'{');
+            finish_line(event, record, at, true, start, out);
+            return;
+        };
+        spans.push((offset, value, name));
+    }
+    spans.sort_unstable_by_key(|(offset, _, _)| *offset);
+    let mut copied = 0;
+    for (offset, value, name) in spans {
+        out.extend_from_slice(body.as_bytes().get(copied..offset).unwrap_or_default());
+        if let Some(mask) = field_mask(name) {
+            write_masked(mask, value, &masking, out);
+        }
+        copied = offset + value.get().len();
+    }
+    out.extend_from_slice(body.as_bytes().get(copied..).unwrap_or_default());
+    let empty = body.trim_end() == "{";
+    let empty = !write_fingerprint(event, masking.dialect, empty, out) && empty;
+    finish_line(event, record, at, empty, start, out);
+}
+
+/// How `event`'s fields are masked: its dialect from `serverType`, and whether its statement sets
+/// a credential.
+pub(crate) fn event_masking(event: &ActivityEvent<'_>, mode: MaskMode) -> EventMasking {
+    let dialect = event
+        .server_type()
+        .map_or(Dialect::Unknown, |t| Dialect::of_server_type(&t));
+    EventMasking::new(dialect, mode, event.command_text().as_deref())
+}
+
+/// Appends `"commandFingerprint":"<16 hex>"` (after a comma unless `empty`) when the event has a
+/// non-empty statement; returns whether it did.
+pub(crate) fn write_fingerprint(event: &ActivityEvent<'_>, dialect: Dialect, empty: bool, out: &mut Vec<u8>) -> bool {
+    let Some(text) = event.command_text().filter(|text| !text.trim().is_empty()) else {
+        return false;
+    };
+    if !empty {
+        out.push(b',');
+    }
+    out.extend_from_slice(b"\"commandFingerprint\":\"");
+    out.extend_from_slice(fingerprint(&text, dialect).to_string().as_bytes());
+    out.push(b'"');
+    true
 }
 
 /// Finishes an event line that starts at `out[start]` and whose opening `{` and members are already

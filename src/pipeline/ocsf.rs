@@ -503,7 +503,9 @@ mod tests {
             json!({"provider": "AWS", "region": "eu-west-1", "account": {"uid": "123456789012"}})
         );
         let unmapped = e["unmapped"].as_object().unwrap();
-        assert_eq!(unmapped["paramList"], r#"["42"]"#);
+        // Masked by default (`mask::fields`): the bind value is gone, the count of values stays.
+        assert_eq!(unmapped["paramList"], r#"["?"]"#);
+        assert_eq!(unmapped["commandFingerprint"].as_str().map(str::len), Some(16));
         assert_eq!(unmapped["pid"], "18251");
         assert_eq!(unmapped["class"], "READ");
         assert!(unmapped.values().all(Value::is_string));
@@ -568,7 +570,11 @@ mod tests {
     fn sql_longer_than_an_ocsf_string_is_cut_at_a_character_boundary_and_its_length_kept() {
         let sql = format!("select '{}'", "é".repeat(40_000));
         let event = json!({"commandText": sql, "command": "SELECT", "type": "record"}).to_string();
-        let e = one(&FilterSpec::default(), &event);
+        let unmasked = FilterSpec {
+            mask_sql: crate::pipeline::mask::MaskMode::Off,
+            ..FilterSpec::default()
+        };
+        let e = one(&unmasked, &event);
         let kept = e["query_info"]["query_string"].as_str().unwrap();
         assert!(kept.len() <= MAX_STRING_BYTES && kept.len() > MAX_STRING_BYTES - 4);
         assert!(sql.starts_with(kept));
@@ -633,7 +639,8 @@ mod tests {
         let record = ActivityRecord::parse(json.as_bytes(), ParseLimits::default()).unwrap();
         let mut line = Vec::new();
         let at = LineContext::kinesis("shardId-000000000000", "1", 0);
-        crate::pipeline::ndjson::write_event_line(&record.events[0], &record, &at, &mut line);
+        let mask = crate::pipeline::mask::MaskMode::Literals;
+        crate::pipeline::ndjson::write_masked_event_line(&record.events[0], &record, &at, mask, &mut line);
         let fields = serde_json::from_slice(&line).unwrap();
         assert_eq!(
             map_line(fields, &provenance(0)),

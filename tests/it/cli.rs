@@ -50,7 +50,7 @@ fn das(moto: Option<&Moto>, args: &[&str]) -> Output {
 }
 
 /// Every record in every shard of `stream`, decoded with our library through moto's KMS: what
-/// `das tail` must print (minus heartbeats), as a set of lines.
+/// `das tail` must print (minus heartbeats, masked by default), as a set of lines.
 async fn expected_lines(cfg: &aws_config::SdkConfig, stream: &str, resource: &ResourceId) -> BTreeSet<String> {
     let kinesis = aws_sdk_kinesis::Client::new(cfg);
     let kms = aws_sdk_kms::Client::new(cfg);
@@ -88,7 +88,10 @@ async fn expected_lines(cfg: &aws_config::SdkConfig, stream: &str, resource: &Re
                 for (i, event) in activity.events.iter().enumerate().filter(|(_, e)| !e.is_heartbeat()) {
                     let mut line = Vec::new();
                     let at = das_archiver::ndjson::LineContext::kinesis(shard.shard_id(), r.sequence_number(), i);
-                    das_archiver::ndjson::write_event_line(event, &activity, &at, &mut line);
+                    // Masked by default, as `das tail` prints (the masking itself is checked against an
+                    // independent expectation in `lambda_moto`).
+                    let mask = das_archiver::mask::MaskMode::Literals;
+                    das_archiver::ndjson::write_masked_event_line(event, &activity, &at, mask, &mut line);
                     lines.insert(String::from_utf8(line).unwrap().trim_end().to_owned());
                 }
             }

@@ -58,6 +58,16 @@ fn every_record_decode_seed_runs_without_panicking() {
 }
 
 #[test]
+fn every_mask_sql_seed_runs_without_panicking() {
+    assert!(replay("seeds", "mask_sql", harness::mask_sql) > 0, "no seeds found");
+}
+
+#[test]
+fn every_saved_mask_sql_crash_runs_without_panicking() {
+    replay("regressions", "mask_sql", harness::mask_sql);
+}
+
+#[test]
 fn every_saved_esdk_decrypt_crash_runs_without_panicking() {
     replay("regressions", "esdk_decrypt", harness::esdk_decrypt);
 }

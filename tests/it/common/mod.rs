@@ -77,12 +77,57 @@ pub(crate) fn expected_event_lines(payload: &[u8]) -> Vec<serde_json::Value> {
         .iter()
         .filter(|e| e["type"] != "heartbeat")
         .map(|e| {
-            let mut e = e.clone();
+            let mut e = masked_event(e);
             e["clusterId"] = cluster.clone();
             e["instanceId"] = instance.clone();
             e
         })
         .collect()
+}
+
+/// `event` as the archive writes it by default (`DAS_MASK_SQL=literals`), built field by field on
+/// the parsed JSON, independently of the line writer that splices masked values into the text:
+/// `commandText` masked and fingerprinted, every `paramList` value `"?"`, `errorMessage` and the
+/// engine's own audit fields masked.
+pub(crate) fn masked_event(event: &serde_json::Value) -> serde_json::Value {
+    use das_archiver::mask::{self, fields, Dialect, MaskMode};
+    use serde_json::Value;
+    let mut event = event.clone();
+    let dialect = Dialect::of_server_type(event["serverType"].as_str().unwrap_or_default());
+    let Some(fields_of) = event.as_object_mut() else {
+        return event;
+    };
+    let text = fields_of.get("commandText").and_then(Value::as_str).map(str::to_owned);
+    if let Some(text) = &text {
+        fields_of.insert(
+            "commandText".into(),
+            mask::mask_sql(text, dialect, MaskMode::Literals).into(),
+        );
+        if !text.trim().is_empty() {
+            fields_of.insert(
+                "commandFingerprint".into(),
+                mask::fingerprint(text, dialect).to_string().into(),
+            );
+        }
+    }
+    if let Some(Value::Array(params)) = fields_of.get_mut("paramList") {
+        for param in params.iter_mut().filter(|p| !p.is_null()) {
+            *param = "?".into();
+        }
+    }
+    if let Some(Value::String(message)) = fields_of.get_mut("errorMessage") {
+        *message = fields::mask_message(message);
+    }
+    if let Some(Value::Object(native)) = fields_of.get_mut("engineNativeAuditFields") {
+        for (key, value) in native.iter_mut().filter(|(_, v)| !v.is_null()) {
+            if fields::NATIVE_TEXT_FIELDS.iter().any(|f| f.eq_ignore_ascii_case(key)) {
+                *value = mask::mask_sql(value.as_str().unwrap_or("?"), dialect, MaskMode::Literals).into();
+            } else if fields::NATIVE_VALUE_FIELDS.iter().any(|f| f.eq_ignore_ascii_case(key)) {
+                *value = "?".into();
+            }
+        }
+    }
+    event
 }
 
 /// An archived line without its provenance fields (`kinesisShardId`, `kinesisSequenceNumber`,
