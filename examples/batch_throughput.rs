@@ -19,8 +19,9 @@ use std::time::Instant;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use das_archiver::archive::{Compression, Layout, MemorySink, S3Sink, Sink};
+use das_archiver::archive::{Layout, MemorySink, S3Sink, Sink};
 use das_archiver::batch::{Archiver, Batch, BatchSettings, InputRecord};
+use das_archiver::compress::Compression;
 use das_archiver::esdk::RawAesKeyring;
 use das_archiver::filter::{Filter, FilterSpec};
 use das_archiver::keys::{KeyCache, KeyCacheLimits, StaticKeySource};

@@ -29,9 +29,12 @@
 //! `aws` (feature `aws`), the edges — the only code that talks to AWS, each behind a small trait:
 //! - `config`: settings from the environment (the only reader of it).
 //! - `keys`: data keys from KMS, cached.
-//! - `archive`: object layout and the sinks (S3, a directory, memory).
-//! - `compress`: archive objects' gzip (members compressed in parallel) and zstd.
 //! - `batch`: one Kinesis batch end to end — archived, quarantined or retried, never lost.
+//! - `archive`: object layout and the sinks (S3, a directory, memory).
+//! - `compress`: archive objects' gzip (one member, compressed in parallel chunks) and zstd.
+//! - `outputs`: what a deployment writes where (the archive, Security Lake), plain data.
+//!
+//! Within `aws`, imports go one way, down the list (`batch` → `archive` → `compress`).
 //!
 //! Front doors: `lambda` (the function's handler, feature `lambda`), `cli` (the `das` command,
 //! feature `cli`), `logging` (log setup for both), and the binaries in `src/bin/`.
@@ -56,4 +59,4 @@ pub mod logging;
 pub use pipeline::{activity, envelope, error, esdk, filter, gunzip, json_error, mask, ndjson, record, simulate, utc};
 
 #[cfg(feature = "aws")]
-pub use aws::{archive, batch, compress, config, keys};
+pub use aws::{archive, batch, compress, config, keys, outputs};

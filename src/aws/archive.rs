@@ -13,36 +13,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use base64::Engine as _;
 
-use crate::aws::batch::Outputs;
-use crate::aws::compress;
+use crate::aws::compress::{self, Compression};
+use crate::aws::outputs::{owed_outputs, Outputs, SecurityLake, OUTPUT_NDJSON};
 use crate::pipeline::envelope::ResourceId;
 use crate::pipeline::error::{Classify, FailureKind};
 use crate::pipeline::utc::UtcDateTime;
-
-/// How archive objects are compressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Compression {
-    /// gzip (`.ndjson.gz`), the default: DAS JSON compresses about 10:1.
-    #[default]
-    Gzip,
-    /// zstd (`.ndjson.zst`), level 1. Athena engine 3 reads ZSTD text files, JSON included, telling
-    /// the codec by the extension (<https://docs.aws.amazon.com/athena/latest/ug/compression-support-hive.html>).
-    Zstd,
-    /// Plain NDJSON (`.ndjson`).
-    None,
-}
-
-impl std::str::FromStr for Compression {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "gzip" | "gz" => Ok(Self::Gzip),
-            "zstd" | "zst" => Ok(Self::Zstd),
-            "none" | "off" => Ok(Self::None),
-            other => Err(format!("{other:?} is not a compression; use gzip, zstd or none")),
-        }
-    }
-}
 
 /// A record on its way to quarantine, in plain fields, so that writing it needs nothing from the
 /// batch that decided its fate.
@@ -69,24 +44,6 @@ pub struct QuarantinedRecord<'a> {
     /// What the writing function owed for the record ([`owed_outputs`]), and that function: the
     /// document says both, so `das redrive` writes exactly those outputs with that function's settings.
     pub outputs: &'a Outputs,
-}
-
-/// The `DAS_OUTPUT` name of the NDJSON archive.
-pub const OUTPUT_NDJSON: &str = "ndjson";
-/// The `DAS_OUTPUT` name of the Security Lake OCSF Parquet output.
-pub const OUTPUT_OCSF_PARQUET: &str = "ocsf-parquet";
-
-/// The outputs a function writes, by their `DAS_OUTPUT` names, in a fixed order: what a record it
-/// quarantines still owes.
-pub fn owed_outputs(outputs: &Outputs) -> Vec<&'static str> {
-    let mut owed = Vec::with_capacity(2);
-    if outputs.ndjson {
-        owed.push(OUTPUT_NDJSON);
-    }
-    if outputs.security_lake.is_some() {
-        owed.push(OUTPUT_OCSF_PARQUET);
-    }
-    owed
 }
 
 /// Names and encodes the objects of one archive.
@@ -514,7 +471,7 @@ impl S3Sink {
         config: &aws_config::SdkConfig,
         bucket: &str,
         force_path_style: bool,
-        lake: Option<&crate::aws::batch::SecurityLake>,
+        lake: Option<&SecurityLake>,
     ) -> Self {
         let sink = Self::new(config, bucket, force_path_style);
         let Some((lake, role)) = lake.and_then(|l| l.role_arn.as_deref().map(|r| (l, r))) else {
@@ -643,6 +600,7 @@ impl Sink for MemorySink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aws::outputs::OUTPUT_OCSF_PARQUET;
 
     fn layout(compression: Compression) -> Layout {
         Layout {

@@ -35,6 +35,7 @@ use serde::Serialize;
 use crate::aws::archive::{ArchiveSummary, Layout, Object, QuarantinedRecord, Sink};
 use crate::aws::compress::ObjectEncoder;
 use crate::aws::keys::{DataKeySource, KeyCache, KeyCacheStats, KeyError};
+use crate::aws::outputs::{Outputs, SecurityLake};
 use crate::pipeline::envelope::{Envelope, ResourceId};
 use crate::pipeline::error::{Classify, FailureKind};
 use crate::pipeline::esdk::RawAesKeyring;
@@ -147,45 +148,6 @@ pub struct BatchSettings {
     pub decode: DecodeOptions,
     /// What to write: the NDJSON archive, OCSF Parquet for Security Lake, or both.
     pub outputs: Outputs,
-}
-
-/// What the archiver writes (`DAS_OUTPUT`). Quarantine objects go to the archive bucket either way.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outputs {
-    /// The NDJSON archive (`ndjson`).
-    pub ndjson: bool,
-    /// OCSF Parquet objects for an Amazon Security Lake custom source (`ocsf-parquet`).
-    pub security_lake: Option<SecurityLake>,
-    /// The Lambda function that owes these outputs (`AWS_LAMBDA_FUNCTION_NAME`), named in its
-    /// quarantine documents so that `das redrive` writes them with its settings; `None` outside Lambda.
-    pub function: Option<String>,
-}
-
-impl Default for Outputs {
-    fn default() -> Self {
-        Self {
-            ndjson: true,
-            security_lake: None,
-            function: None,
-        }
-    }
-}
-
-/// An Amazon Security Lake custom source: objects go to
-/// `s3://{bucket}/{prefix}ext/{source}/region=…/accountId=…/eventDay=…/`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SecurityLake {
-    /// `DAS_SECURITY_LAKE_BUCKET`.
-    pub bucket: String,
-    /// `DAS_SECURITY_LAKE_PREFIX` (usually empty).
-    pub prefix: String,
-    /// `DAS_SECURITY_LAKE_SOURCE`: the custom source's name.
-    pub source: String,
-    /// `DAS_SECURITY_LAKE_ROLE_ARN`: the role Security Lake made for the custom source, assumed to
-    /// write its objects; `None`: the function's own role writes them.
-    pub role_arn: Option<String>,
-    /// `DAS_SECURITY_LAKE_EXTERNAL_ID`: the external id the custom source's role requires.
-    pub external_id: Option<String>,
 }
 
 /// Each distinct key blob's keyring, or why there is none; shared by every record naming the blob.
@@ -1028,7 +990,8 @@ fn summary(batch: &Batch, resource: ResourceId, metrics: BatchMetrics, retry: Op
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aws::archive::{Compression, MemorySink, SinkError};
+    use crate::aws::archive::{MemorySink, SinkError};
+    use crate::aws::compress::Compression;
     use crate::aws::keys::{KeyCacheLimits, StaticKeySource};
     use crate::pipeline::filter::FilterSpec;
     use crate::pipeline::record::{self, EncodeOptions};

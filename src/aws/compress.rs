@@ -36,7 +36,30 @@ use std::ops::Range;
 use flate2::{Compress, CompressError, Crc, FlushCompress, Status};
 use rayon::prelude::*;
 
-use crate::aws::archive::Compression;
+/// How archive objects are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    /// gzip (`.ndjson.gz`), the default: DAS JSON compresses about 10:1.
+    #[default]
+    Gzip,
+    /// zstd (`.ndjson.zst`), level 1. Athena engine 3 reads ZSTD text files, JSON included, telling
+    /// the codec by the extension (<https://docs.aws.amazon.com/athena/latest/ug/compression-support-hive.html>).
+    Zstd,
+    /// Plain NDJSON (`.ndjson`).
+    None,
+}
+
+impl std::str::FromStr for Compression {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "gzip" | "gz" => Ok(Self::Gzip),
+            "zstd" | "zst" => Ok(Self::Zstd),
+            "none" | "off" => Ok(Self::None),
+            other => Err(format!("{other:?} is not a compression; use gzip, zstd or none")),
+        }
+    }
+}
 
 /// One archive object's body, compressed as its lines arrive.
 pub struct ObjectEncoder {

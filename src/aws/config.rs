@@ -6,9 +6,11 @@
 
 use std::time::Duration;
 
-use crate::aws::archive::{Compression, Layout};
-use crate::aws::batch::{BatchSettings, GiveUpPolicy, Outputs, SecurityLake};
+use crate::aws::archive::Layout;
+use crate::aws::batch::{BatchSettings, GiveUpPolicy};
+use crate::aws::compress::Compression;
 use crate::aws::keys::KeyCacheLimits;
+use crate::aws::outputs::{Outputs, SecurityLake};
 use crate::pipeline::envelope::ResourceId;
 use crate::pipeline::filter::{FilterError, FilterSpec, FILTER_LISTS};
 use crate::pipeline::mask::MaskMode;

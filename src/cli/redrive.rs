@@ -26,10 +26,11 @@ use serde::{Deserialize, Serialize};
 
 use super::filters::FilterArgs;
 use super::parse_key;
-use crate::aws::archive::{owed_outputs, Object, S3Sink, Sink, SinkError, OUTPUT_NDJSON, OUTPUT_OCSF_PARQUET};
+use crate::aws::archive::{Object, S3Sink, Sink, SinkError};
 use crate::aws::batch::{Archiver, Batch, InputRecord};
 use crate::aws::config::Settings;
 use crate::aws::keys::{DataKeySource, KeyCache, KmsKeySource, StaticKeySource};
+use crate::aws::outputs::{owed_outputs, OUTPUT_NDJSON, OUTPUT_OCSF_PARQUET};
 use crate::lambda::KinesisBatchEvent;
 use crate::pipeline::filter::Filter;
 use deployed::{Deployed, Source};

@@ -89,3 +89,34 @@ fn every_module_of_the_crate_is_on_the_crate_map() {
         }
     }
 }
+
+/// The AWS edges in the order imports may go: each names only the modules after it.
+const AWS_LAYERS: &[&str] = &["config", "batch", "archive", "compress", "keys", "outputs"];
+
+#[test]
+fn the_aws_edge_modules_import_each_other_one_way() {
+    let aws = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/aws");
+    let mut breaches = Vec::new();
+    for (rank, module) in AWS_LAYERS.iter().enumerate() {
+        let mut files = vec![aws.join(format!("{module}.rs"))];
+        if aws.join(module).is_dir() {
+            rust_files(&aws.join(module), &mut files);
+        }
+        for file in files {
+            let code = code_outside_tests(&std::fs::read_to_string(&file).unwrap());
+            for earlier in &AWS_LAYERS[..rank] {
+                for pattern in [format!("aws::{earlier}"), format!("super::{earlier}::")] {
+                    if code.contains(&pattern) {
+                        breaches.push(format!("{} names `{earlier}` ({pattern})", file.display()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        breaches.is_empty(),
+        "the aws layer must read one way ({}):\n{}",
+        AWS_LAYERS.join(" → "),
+        breaches.join("\n")
+    );
+}

@@ -24,7 +24,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::common;
-use das_archiver::archive::{Compression, Layout};
+use das_archiver::archive::Layout;
+use das_archiver::compress::Compression;
 
 /// About 2.6 MB of NDJSON lines, one "record" of 20 lines at a time: three deflate chunks.
 fn records() -> Vec<Vec<u8>> {

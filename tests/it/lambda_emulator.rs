@@ -174,7 +174,17 @@ async fn das_replay_of_the_sample_events_writes_what_the_lambda_writes_under_car
         "the object keys differ"
     );
     for (key, body) in &written_by_lambda {
-        assert!(written_by_replay[key] == *body, "{key}: the bodies differ");
+        if key.contains("/quarantine/") {
+            // A quarantine document names the function that owes its outputs (so `das redrive` finds
+            // it): the Lambda's own name, none for `das replay`. Everything else is the same.
+            let mut lambda: serde_json::Value = serde_json::from_slice(body).unwrap();
+            let mut replay: serde_json::Value = serde_json::from_slice(&written_by_replay[key]).unwrap();
+            assert_eq!(lambda["function"].take(), "_", "{key}");
+            assert_eq!(replay["function"].take(), serde_json::Value::Null, "{key}");
+            assert_eq!(lambda, replay, "{key}: the documents differ");
+        } else {
+            assert!(written_by_replay[key] == *body, "{key}: the bodies differ");
+        }
     }
     // An archive object for each batch with events (more if a batch straddles an hour; the heartbeats
     // write nothing), and the corrupted record in quarantine.

@@ -5,8 +5,9 @@
 #![cfg(feature = "lambda")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-use das_archiver::archive::{Compression, Layout, MemorySink};
+use das_archiver::archive::{Layout, MemorySink};
 use das_archiver::batch::{Archiver, BatchSettings};
+use das_archiver::compress::Compression;
 use das_archiver::filter::{Filter, FilterSpec};
 use das_archiver::keys::{KeyCache, KeyCacheLimits, StaticKeySource};
 use das_archiver::lambda::{handle, KinesisBatchEvent};

@@ -116,7 +116,7 @@ impl GiveUp {
 pub(super) struct Decoder {
     pub(super) filter: Arc<Filter>,
     pub(super) options: DecodeOptions,
-    pub(super) compression: crate::aws::archive::Compression,
+    pub(super) compression: crate::aws::compress::Compression,
     /// Whether the NDJSON archive is written at all (OCSF-only functions free the lines unread).
     pub(super) ndjson: bool,
     pub(super) give_up: GiveUp,

@@ -8,8 +8,8 @@
 
 use std::collections::HashMap;
 
-use crate::aws::archive::{OUTPUT_NDJSON, OUTPUT_OCSF_PARQUET};
 use crate::aws::config::Settings;
+use crate::aws::outputs::{OUTPUT_NDJSON, OUTPUT_OCSF_PARQUET};
 use crate::cli::filters::FilterArgs;
 
 /// Variables about how this process reaches AWS, not about what the pipeline writes: always taken
