@@ -584,8 +584,12 @@ class Rehearsal:
         with self.step("das redrive") as step:
             keys = ",".join(k["arn"] for k in self.created.keys.values())
             # The fix: the configuration now names both keys (as a stack update with both in DasKmsKeyArn would).
-            out = self.das("redrive", "--bucket", self.created.bucket, "--prefix", PREFIX, ok_codes=(0, 1),
-                           DAS_KMS_KEY_ARN=keys)
+            # `das redrive` runs with the deployed function's settings unless told otherwise, and neither the
+            # emulated function ("_") nor the stack has the fix yet: --use-env applies it explicitly, with the
+            # function's other settings.
+            out = self.das("redrive", "--use-env", "--bucket", self.created.bucket, "--prefix", PREFIX,
+                           ok_codes=(0, 1), DAS_KMS_KEY_ARN=keys, DAS_RESOURCE_IDS=self.resource_id,
+                           DAS_COMPRESSION="gzip", DAS_SKIP_HEARTBEATS="true")
             result = json.loads(out.stdout)
             result["exit_code"] = out.returncode
             self.summary["redrive"] = result
