@@ -221,13 +221,21 @@ def whole_process_table(variants):
     """Section 7: `das replay` as a whole process against the Python SDK on the same records."""
     if not variants:
         return "(not measured in this run)"
-    rows = ["| records | archive | das replay wall µs/record | CPU µs/record | CPUs used | peak RSS | event size | "
-            "Python µs/record | speed-up (wall) | speed-up (CPU) |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = ["| records | archive | masking | das replay wall µs/record | CPU µs/record | CPUs used | peak RSS | event size | "
+            "Python µs/record | speed-up (wall) | speed-up (CPU) |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for vid, v in variants.items():
         rows.append(
-            f"| {vid} | {v.get('compression', 'gzip')} | {fmt(v['wall_us_per_record'], 2)} | {fmt(v['cpu_us_per_record'], 2)} | {fmt(v['cpus_used'], 2)} "
+            f"| {vid} | {v.get('compression', 'gzip')} | {v.get('mask_sql', 'literals')} | {fmt(v['wall_us_per_record'], 2)} | {fmt(v['cpu_us_per_record'], 2)} | {fmt(v['cpus_used'], 2)} "
             f"| {fmt(v['peak_rss_bytes'] / 2**20, 0)} MiB | {fmt(v['event_bytes'] / 2**20, 1)} MiB "
             f"| {fmt(v['python_us_per_record'], 1)} | {fmt(v['speedup_wall'], 1, '×')} | {fmt(v['speedup_cpu'], 1, '×')} |")
+    return "\n".join(rows)
+
+
+def mask_table():
+    """Section 8: criterion's `mask` group, per statement size."""
+    rows = ["| statement | µs per statement (mask + fingerprint) |", "|---|---:|"]
+    for size in ("100B", "2KB"):
+        rows.append(f"| {size} | {fmt(criterion_us('mask', size), 2)} |")
     return "\n".join(rows)
 
 
@@ -253,6 +261,11 @@ def whole_process_rows(results):
     if signed and verify:
         rows.append(("das replay, 1-event 0x0378, CPU ÷ one P-384 verify",
                      fmt(signed["cpu_us_per_record"] / verify, 2, "×"), "≤ 1.3×"))
+    for masked in ("1-event-0178", "20-events-0178"):
+        on, off = variants.get(masked), variants.get(f"{masked}-mask-off")
+        if on and off:
+            cost = (on["cpu_us_per_record"] - off["cpu_us_per_record"]) / on["cpu_us_per_record"] * 100
+            rows.append((f"das replay, {masked}, SQL masking's share of CPU (on vs off)", fmt(cost, 1, " %"), "≤ 10 %"))
     for vid, v in variants.items():
         allowed = 2 * v["event_bytes"] + 30 * 2**20
         rows.append((f"das replay, {vid}, peak RSS ÷ (2 × event + 30 MiB)", fmt(v["peak_rss_bytes"] / allowed, 2, "×"),
@@ -380,6 +393,14 @@ gunzip and `json.loads` of the payload for the same records, key in hand (single
 The 0x0378 target compares the CPU per record with one ECDSA P-384 verify (section 2's stage, same run).
 
 {whole_process_table(results.get('whole_process'))}
+
+## 8. SQL masking per statement
+
+`mask/<size>` (criterion): `mask_sql` (literals → `?`, PostgreSQL dialect) plus the query fingerprint of one
+statement, median: the work each event with a statement adds. The whole-process cost is in section 7 (rows
+`-mask-off` against the same records masked) and in the summary.
+
+{mask_table()}
 """
 
 

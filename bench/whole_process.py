@@ -19,7 +19,8 @@ single-threaded, so its CPU time is its wall time.
 
 Variants: one-event records of suite 0x0178 (Aurora PostgreSQL) and 0x0378 (Aurora MySQL, signed),
 and 20-event 0x0178 records, with gzip archives (the default); and the 0x0178 ones again with zstd
-archives (`DAS_COMPRESSION=zstd`). Run with the project's virtualenv (.venv/bin/python).
+archives (`DAS_COMPRESSION=zstd`), and without SQL masking (`DAS_MASK_SQL=off`; masking is on in all the others).
+Run with the project's virtualenv (.venv/bin/python).
 """
 
 import argparse
@@ -38,14 +39,17 @@ import esdk_oracle  # noqa: E402  (the DAS sample's key provider and client, sha
 
 WRAPPING_KEY = "42" * 32
 VARIANTS = [
-    # id, engine, suite, events per record, archive compression (DAS_COMPRESSION)
-    ("1-event-0178", "aurora-postgresql", "0178", 1, "gzip"),
-    ("1-event-0378", "aurora-mysql", "0378", 1, "gzip"),
-    ("20-events-0178", "aurora-postgresql", "0178", 20, "gzip"),
+    # id, engine, suite, events per record, archive compression (DAS_COMPRESSION), masking (DAS_MASK_SQL)
+    ("1-event-0178", "aurora-postgresql", "0178", 1, "gzip", "literals"),
+    ("1-event-0378", "aurora-mysql", "0378", 1, "gzip", "literals"),
+    ("20-events-0178", "aurora-postgresql", "0178", 20, "gzip", "literals"),
     # The same records with zstd archives: Python writes no output at all, so these show what the
     # output's compression costs in the rows above.
-    ("1-event-0178-zstd", "aurora-postgresql", "0178", 1, "zstd"),
-    ("20-events-0178-zstd", "aurora-postgresql", "0178", 20, "zstd"),
+    ("1-event-0178-zstd", "aurora-postgresql", "0178", 1, "zstd", "literals"),
+    ("20-events-0178-zstd", "aurora-postgresql", "0178", 20, "zstd", "literals"),
+    # And without SQL masking (on by default), so the two rows side by side show what masking costs.
+    ("1-event-0178-mask-off", "aurora-postgresql", "0178", 1, "gzip", "off"),
+    ("20-events-0178-mask-off", "aurora-postgresql", "0178", 20, "gzip", "off"),
 ]
 
 
@@ -59,9 +63,10 @@ def simulate(das, path, engine, suite, events, records):
     )
 
 
-def run_replay(das, event, out_dir, compression):
+def run_replay(das, event, out_dir, compression, mask):
     """One `das replay` process: (wall s, CPU s, peak RSS bytes)."""
-    env = dict(os.environ, AWS_EC2_METADATA_DISABLED="true", AWS_REGION="us-east-1", DAS_COMPRESSION=compression)
+    env = dict(os.environ, AWS_EC2_METADATA_DISABLED="true", AWS_REGION="us-east-1", DAS_COMPRESSION=compression,
+               DAS_MASK_SQL=mask)
     # stderr goes to a file, not a pipe: nobody reads a pipe until the child has exited, so a chatty
     # run would fill it and block.
     with tempfile.TemporaryFile() as stderr:
@@ -101,7 +106,7 @@ def python_in_own_process(event):
     return json.loads(out.stdout)["seconds_per_record"]
 
 
-def variant(das, work, vid, engine, suite, events, compression, records, runs):
+def variant(das, work, vid, engine, suite, events, compression, mask, records, runs):
     """One variant's figures."""
     event = os.path.join(work, f"{engine}-{suite}-{events}.json")
     if not os.path.exists(event):
@@ -109,7 +114,7 @@ def variant(das, work, vid, engine, suite, events, compression, records, runs):
     samples = []
     for run in range(runs + 1):
         out_dir = os.path.join(work, f"out-{vid}-{run}")
-        samples.append(run_replay(das, event, out_dir, compression))
+        samples.append(run_replay(das, event, out_dir, compression, mask))
         subprocess.run(["rm", "-rf", out_dir], check=True)
     samples = samples[1:]  # the first run warms the page cache
     python_s = python_in_own_process(event)
@@ -119,6 +124,7 @@ def variant(das, work, vid, engine, suite, events, compression, records, runs):
         "records": records,
         "events_per_record": events,
         "compression": compression,
+        "mask_sql": mask,
         "event_bytes": os.path.getsize(event),
         "runs": runs,
         "wall_us_per_record": round(wall_us, 2),
@@ -149,10 +155,11 @@ def main():
     args = parser.parse_args()
     results = {}
     with tempfile.TemporaryDirectory() as work:
-        for vid, engine, suite, events, compression in VARIANTS:
+        for vid, engine, suite, events, compression, mask in VARIANTS:
             if args.only and vid != args.only:
                 continue
-            results[vid] = variant(args.das, work, vid, engine, suite, events, compression, args.records, args.runs)
+            results[vid] = variant(args.das, work, vid, engine, suite, events, compression, mask, args.records,
+                                   args.runs)
     with open(args.out, "w", encoding="utf-8") as f:
         json.dump(results, f, indent=2)
 

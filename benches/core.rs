@@ -17,6 +17,8 @@
 //!   CPU: `one-member` is the encoder of archive objects (one gzip member, parallel deflate chunks),
 //!   `multi-member-libdeflate` the layout before it (one libdeflate gzip member per chunk), kept here as
 //!   the baseline; the sizes go to `target/bench-shapes/compress-object.json`.
+//! - `mask/<size>`: SQL literal masking plus the query fingerprint of one PostgreSQL statement of
+//!   about 100 bytes and of 2 KB (a multi-row `INSERT` full of literals): what each event with a statement costs.
 //!
 //! The records are also written to `target/bench-shapes/` with their wrapping key, so that the
 //! Python reference path (`bench/reference.py`) times exactly the same bytes in the same run.
@@ -40,6 +42,7 @@ use das_archiver::envelope::Envelope;
 use das_archiver::esdk::{decrypt, DecryptOptions, Message, RawAesKeyring};
 use das_archiver::filter::{Filter, FilterSpec};
 use das_archiver::gunzip::gunzip;
+use das_archiver::mask::{fingerprint, mask_sql, Dialect, MaskMode};
 use das_archiver::record::{self, render_record, DecodeOptions, EncodeOptions, RecordOrigin};
 
 /// A realistic Kinesis origin: every archive line carries these.
@@ -495,12 +498,49 @@ fn compress_object(c: &mut Criterion) {
     .unwrap();
 }
 
+/// Statements for the `mask` group: an ordinary 100-byte one and a 2 KB one full of literals (a
+/// multi-row `INSERT`), PostgreSQL dialect.
+fn mask_statements() -> Vec<(&'static str, String)> {
+    let short = "SELECT id, email FROM customers WHERE email = 'bob@example.com' AND created > '2026-01-01' LIMIT 10";
+    let mut long = String::from("INSERT INTO payments (id, card, amount, note, created) VALUES ");
+    let mut row = 0;
+    while long.len() < 2_000 {
+        if row > 0 {
+            long.push_str(", ");
+        }
+        long.push_str(&format!(
+            "({row}, '4111 1111 1111 {:04}', {}.{:02}, E'it''s row {row}', '2026-12-0{} 10:00:00')",
+            row * 7 % 10_000,
+            row * 13,
+            row % 100,
+            row % 9 + 1
+        ));
+        row += 1;
+    }
+    vec![("100B", short.to_owned()), ("2KB", long)]
+}
+
+/// `mask`: masking plus fingerprint of one statement, what each event with a statement costs.
+fn masking(c: &mut Criterion) {
+    let mut group = c.benchmark_group("mask");
+    for (id, statement) in mask_statements() {
+        group.throughput(Throughput::Bytes(statement.len() as u64));
+        group.bench_function(BenchmarkId::from_parameter(id), |b| {
+            b.iter(|| {
+                let masked = mask_sql(black_box(&statement), Dialect::Postgres, MaskMode::Literals);
+                (masked.len(), fingerprint(black_box(&statement), Dialect::Postgres))
+            })
+        });
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .sample_size(20)
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_millis(1200));
-    targets = pipeline, stages, compression, compress_object
+    targets = pipeline, stages, compression, compress_object, masking
 }
 criterion_main!(benches);

@@ -430,6 +430,9 @@ def check_defaults_and_rules(template_path, _source):
     columns = {c["Name"]: c["Type"] for c in table["StorageDescriptor"]["Columns"]}
     check(columns.get("kinesisshardid") == "string" and columns.get("kinesissequencenumber") == "string"
           and columns.get("eventindex") == "int", f"the Glue table has the provenance columns: {columns}")
+    check(columns.get("commandfingerprint") == "string"
+          and serde.get("mapping.commandfingerprint") == "commandFingerprint",
+          f"the Glue table has the statement fingerprint column: {columns}")
     check(table["Parameters"]["projection.resource_id.values"] == THREE["ResourceIds"], "the table projects every resource id")
     return f"{template_path}: finite trigger defaults, parameter ranges, rules, WORM, Glue table"
 

@@ -19,6 +19,7 @@
 #![cfg(feature = "aws")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+use std::collections::BTreeSet;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -217,4 +218,121 @@ fn flate2_gz_decoder_stops_after_the_first_member_of_a_two_member_file() {
     std::fs::write(&path, &two_members).unwrap();
     let read = run("gzip -dc", Command::new("gzip").arg("-dc").arg(&path));
     assert!(read == lines.concat(), "gzip -dc reads both members");
+}
+
+/// The README's "top statement shapes per user this week" query (section "Sensitive data"), as written.
+fn readme_top_shapes_query() -> String {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = &readme[readme.find("## Sensitive data").unwrap()..];
+    let start = section.find("```sql\n").unwrap() + "```sql\n".len();
+    section[start..start + section[start..].find("```").unwrap()].to_owned()
+}
+
+#[test]
+fn the_readme_top_statement_shapes_query_runs_in_duckdb_over_an_archive_das_replay_wrote() {
+    use das_archiver::simulate::{lambda_kinesis_event, Engine, Simulator};
+    use std::collections::BTreeMap;
+
+    const KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+    let keyring = das_archiver::esdk::RawAesKeyring::das(&hex::decode(KEY).unwrap()).unwrap();
+    let mut sim = Simulator::new(
+        Engine::AuroraPostgresql,
+        "cluster-SHAPES00000000000000000001",
+        "db-SHAPES1",
+        5,
+    );
+    let records: Vec<Vec<u8>> = (0..8)
+        .map(|_| {
+            let events = sim.events(50);
+            let payload = sim.payload(&events);
+            das_archiver::record::encode_with(&payload, &keyring, b"key-blob", &Default::default()).unwrap()
+        })
+        .collect();
+    let arn = "arn:aws:kinesis:us-east-1:123456789012:stream/aws-rds-das-cluster-SHAPES00000000000000000001";
+    let event = lambda_kinesis_event(arn, "shardId-000000000000", &records, 0, 1_795_316_400.0);
+    let dir = tempfile::tempdir().unwrap();
+    let event_path = dir.path().join("event.json");
+    std::fs::write(&event_path, serde_json::to_vec(&event).unwrap()).unwrap();
+    let out_dir = dir.path().join("out");
+    run(
+        "das replay",
+        Command::new(env!("CARGO_BIN_EXE_das"))
+            .arg("replay")
+            .arg(&event_path)
+            .args(["--out-dir", out_dir.to_str().unwrap(), "--wrapping-key", KEY])
+            .env_remove("DAS_WRAPPING_KEY")
+            .env_remove("DAS_MASK_SQL"),
+    );
+
+    // What the query must return, from the archive's lines: per user, the ten most frequent shapes.
+    let objects: Vec<PathBuf> = common::files_below(&out_dir).iter().map(|f| out_dir.join(f)).collect();
+    assert!(
+        objects.iter().all(|o| o.to_string_lossy().ends_with(".ndjson.gz")),
+        "{objects:?}"
+    );
+    let mut counts: BTreeMap<(String, String), (u64, BTreeSet<String>)> = BTreeMap::new();
+    for object in &objects {
+        let mut text = String::new();
+        flate2::read::MultiGzDecoder::new(std::fs::File::open(object).unwrap())
+            .read_to_string(&mut text)
+            .unwrap();
+        for line in text.lines() {
+            let event: serde_json::Value = serde_json::from_str(line).unwrap();
+            let (Some(user), Some(print)) = (event["dbUserName"].as_str(), event["commandFingerprint"].as_str()) else {
+                continue;
+            };
+            let entry = counts.entry((user.to_owned(), print.to_owned())).or_default();
+            entry.0 += 1;
+            entry
+                .1
+                .insert(event["commandText"].as_str().unwrap_or_default().to_owned());
+        }
+    }
+    let mut expected: Vec<(String, String, u64)> = counts
+        .iter()
+        .map(|((u, f), (n, _))| (u.clone(), f.clone(), *n))
+        .collect();
+    expected.sort_by(|a, b| a.0.cmp(&b.0).then(b.2.cmp(&a.2)).then(a.1.cmp(&b.1)));
+    let mut per_user: BTreeMap<String, usize> = BTreeMap::new();
+    expected.retain(|(u, _, _)| {
+        let n = per_user.entry(u.clone()).or_default();
+        *n += 1;
+        *n <= 10
+    });
+    assert!(
+        expected.len() > 3,
+        "the simulated traffic has several users and shapes: {expected:?}"
+    );
+
+    // The archive as the Glue table shows it, in DuckDB: the line's fields, plus the partition columns as
+    // strings, dated today so that "this week" holds them (DuckDB's own hive partitioning would read `dt`
+    // from the object paths, typed DATE: turned off).
+    let script = "import duckdb, json, sys\n\
+        files = sys.argv[1:]\n\
+        con = duckdb.connect()\n\
+        con.execute('CREATE SCHEMA das_archive_mystack')\n\
+        con.execute(\"CREATE TABLE das_archive_mystack.activity AS SELECT *, 'cluster-X' AS resource_id, \
+          CAST(current_date AS VARCHAR) AS dt, '00' AS hour FROM read_json(?, format = 'newline_delimited', hive_partitioning = false, \
+          union_by_name = true)\", [files])\n\
+        print(json.dumps(con.execute(sys.stdin.read()).fetchall()))\n";
+    let mut child = Command::new(common::oracle_python())
+        .args(["-c", script])
+        .args(&objects)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), readme_top_shapes_query().as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: Vec<(String, String, u64, String)> = serde_json::from_slice(&out.stdout).unwrap();
+    let got: Vec<(String, String, u64)> = rows.iter().map(|(u, f, n, _)| (u.clone(), f.clone(), *n)).collect();
+    assert_eq!(got, expected);
+    for (user, print, _, example) in &rows {
+        assert!(
+            counts[&(user.clone(), print.clone())].1.contains(example),
+            "{example} is one of its shape's statements"
+        );
+    }
 }

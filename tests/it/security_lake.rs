@@ -469,3 +469,100 @@ fn replay_with_output_ocsf_parquet_writes_only_the_security_lake_layout_below_th
         .count();
     assert_eq!(ndjson, 0, "--output ocsf-parquet writes no NDJSON archive");
 }
+
+#[tokio::test]
+async fn by_default_no_literal_reaches_the_archive_or_security_lake_and_every_statement_has_its_fingerprint() {
+    let moto = Moto::start();
+    let cfg = moto.sdk_config().await;
+    let key_id = moto::create_kms_key(&cfg).await;
+    moto::create_bucket(&cfg, ARCHIVE).await;
+    moto::create_bucket(&cfg, LAKE).await;
+    let resource = ResourceId::parse("cluster-LAKE00000001").unwrap();
+    let (key, blob) = moto::generate_das_data_key(&cfg, &key_id, &resource).await;
+    let keyring = RawAesKeyring::das(&key).unwrap();
+    let mut sim = Simulator::new(Engine::AuroraPostgresql, "cluster-LAKE00000001", "db-LAKE00000001", 3);
+    // Real event shapes with statements and bind values full of markers.
+    let data: Vec<Vec<u8>> = (0..4)
+        .map(|r| {
+            let mut events = sim.events(5);
+            for (i, event) in events.iter_mut().enumerate() {
+                event["commandText"] = format!(
+                    "SELECT * FROM cards WHERE pan = '4111-MARKER-{r}{i}' AND amount > 98765{i} -- MARKER comment"
+                )
+                .into();
+                event["paramList"] = serde_json::json!([format!("MARKER-PARAM-{r}{i}"), "98765"]);
+            }
+            record::encode_with(&sim.payload(&events), &keyring, &blob, &EncodeOptions::default()).unwrap()
+        })
+        .collect();
+    let event: KinesisBatchEvent = serde_json::from_value(lambda_kinesis_event(
+        STREAM,
+        "shardId-000000000003",
+        &data,
+        0,
+        1_795_314_600.0,
+    ))
+    .unwrap();
+
+    let response = handle(&archiver(&cfg), LambdaEvent::new(event, Context::default()))
+        .await
+        .unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    let archive = moto::read_objects(&cfg, ARCHIVE, "activity/").await;
+    assert!(
+        archive.keys().all(|k| !k.contains("/quarantine/")),
+        "{:?}",
+        archive.keys()
+    );
+    let ndjson: String = archive
+        .values()
+        .map(|body| String::from_utf8(body.clone()).unwrap())
+        .collect();
+    let lines: Vec<Value> = ndjson.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 20);
+    for line in &lines {
+        assert_eq!(
+            line["commandText"],
+            "SELECT * FROM cards WHERE pan = ? AND amount > ? --?"
+        );
+        assert_eq!(line["paramList"], serde_json::json!(["?", "?"]));
+        assert_eq!(
+            line["commandFingerprint"], lines[0]["commandFingerprint"],
+            "one shape, one fingerprint"
+        );
+    }
+    let print = lines[0]["commandFingerprint"].as_str().unwrap();
+    assert!(print.len() == 16 && print.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+    assert!(
+        !ndjson.contains("MARKER") && !ndjson.contains("98765"),
+        "no literal in the archive"
+    );
+
+    // The OCSF rows, read back with pyarrow, carry the masked statement and no literal either.
+    let lake = moto::read_objects(&cfg, LAKE, "").await;
+    let dir = tempfile::tempdir().unwrap();
+    for (key, body) in &lake {
+        let path = dir.path().join(key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, body).unwrap();
+    }
+    let back = read_back(dir.path());
+    let text = back.to_string();
+    assert!(
+        !text.contains("MARKER") && !text.contains("98765"),
+        "no literal in Security Lake"
+    );
+    let rows: Vec<&Value> = back
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|o| o["rows"].as_array().unwrap())
+        .collect();
+    assert_eq!(rows.len(), 20);
+    for row in rows {
+        assert_eq!(
+            row["query_info"]["query_string"],
+            "SELECT * FROM cards WHERE pan = ? AND amount > ? --?"
+        );
+    }
+}
