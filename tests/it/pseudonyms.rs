@@ -1,14 +1,16 @@
 //! Keyed pseudonyms end to end against moto's KMS: `das pseudonym-key new` makes the blob, `das
 //! replay` (the Lambda's batch handler) opens it with KMS `Decrypt` and archives
 //! `hmac-sha256:<hex>` of each redacted value under the key KMS holds; no clear value reaches the
-//! archive. Without a key, or with a key KMS will not open, nothing is archived at all.
+//! archive. Without a key, or with a key KMS will not open, nothing is archived at all, and the
+//! function binary stops at start-up with a message that says what to fix.
 
-#![cfg(feature = "lambda")]
+#![cfg(feature = "cli")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
 use aws_lc_rs::hmac;
@@ -76,6 +78,13 @@ fn hmac_hex(key: &[u8], value: &str) -> String {
 /// A saved Lambda event of 6 PostgreSQL records (5 events each) under a moto KMS data key, written
 /// to `dir`, and the events the archive must hold (unredacted).
 async fn saved_event(cfg: &SdkConfig, key_id: &str, dir: &Path) -> (String, Vec<Value>) {
+    let (event, expected, _) = saved_event_and_records(cfg, key_id, dir).await;
+    (event, expected)
+}
+
+/// [`saved_event`], plus a file of its records as Kinesis stores them (for `das decode`) and the
+/// data key (hex) they are encrypted under.
+async fn saved_event_and_records(cfg: &SdkConfig, key_id: &str, dir: &Path) -> (String, Vec<Value>, (String, String)) {
     let resource = ResourceId::parse("cluster-PSEUDONYMS0001").unwrap();
     let (key, blob) = moto::generate_das_data_key(cfg, key_id, &resource).await;
     let keyring = RawAesKeyring::das(&key).unwrap();
@@ -99,7 +108,10 @@ async fn saved_event(cfg: &SdkConfig, key_id: &str, dir: &Path) -> (String, Vec<
     let event = lambda_kinesis_event(&arn, "shardId-000000000000", &data, 0, ARRIVAL);
     let path = dir.join("event.json");
     std::fs::write(&path, serde_json::to_vec(&event).unwrap()).unwrap();
-    (path.to_str().unwrap().to_owned(), expected)
+    let records = dir.join("records.json");
+    std::fs::write(&records, data.concat()).unwrap();
+    let decode = (records.to_str().unwrap().to_owned(), hex::encode(key.as_slice()));
+    (path.to_str().unwrap().to_owned(), expected, decode)
 }
 
 /// Every archived line below `dir` (gunzipped, without provenance), and the raw text of them all.
@@ -133,11 +145,19 @@ async fn replay_archives_the_hmac_of_each_redacted_value_under_the_kms_held_key_
     let moto = Moto::start();
     let cfg = moto.sdk_config().await;
     let key_id = moto::create_kms_key(&cfg).await;
+    moto.start_recording();
     let blob = new_blob(&moto, &key_id);
+    moto.stop_recording();
+    let made = generate_request(&moto);
+    assert_eq!(made["KeySpec"], "AES_256");
+    assert_eq!(
+        made["EncryptionContext"],
+        serde_json::json!({"das-archiver:purpose": "pseudonym-key"})
+    );
     let key = plaintext_key(&cfg, &blob).await;
     assert_eq!(key.len(), 32);
     let work = tempfile::tempdir().unwrap();
-    let (event, expected) = saved_event(&cfg, &key_id, work.path()).await;
+    let (event, expected, (records, data_key)) = saved_event_and_records(&cfg, &key_id, work.path()).await;
     let vars = [
         ("DAS_REDACT_FIELDS", "dbUserName"),
         ("DAS_PSEUDONYM_KEY", blob.as_str()),
@@ -163,6 +183,50 @@ async fn replay_archives_the_hmac_of_each_redacted_value_under_the_kms_held_key_
         pseudonyms.len() < lines.len(),
         "some user appears twice: {pseudonyms:?}"
     );
+    let decode = [
+        "decode",
+        "--wrapping-key",
+        &data_key,
+        "--redact-fields",
+        "dbUserName",
+        "--pseudonym-key",
+        &blob,
+    ];
+    let out = das(&moto, &[&decode[..], &[records.as_str()]].concat(), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let decoded: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            // A record read from a file has no shard or sequence number: drop the provenance fields.
+            let mut line: Value = serde_json::from_str(line).unwrap();
+            for field in ["kinesisShardId", "kinesisSequenceNumber", "eventIndex"] {
+                line.as_object_mut().unwrap().remove(field);
+            }
+            line
+        })
+        .collect();
+    assert_eq!(decoded, lines, "das decode pseudonymises like the function's handler");
+}
+
+/// The body of the one `GenerateDataKeyWithoutPlaintext` request moto recorded.
+fn generate_request(moto: &Moto) -> Value {
+    let requests = moto.recorded_requests();
+    let made: Vec<&Value> = requests
+        .iter()
+        .filter(|r| r.to_string().contains("TrentService.GenerateDataKeyWithoutPlaintext"))
+        .collect();
+    assert_eq!(made.len(), 1, "{requests:?}");
+    assert!(!requests
+        .iter()
+        .any(|r| r.to_string().contains("TrentService.GenerateDataKey\"")));
+    // moto base64-encodes a body it received as bytes.
+    let body = made[0]["body"].as_str().unwrap();
+    let body = match made[0]["body_encoded"].as_bool() {
+        Some(true) => base64::engine::general_purpose::STANDARD.decode(body).unwrap(),
+        _ => body.as_bytes().to_vec(),
+    };
+    serde_json::from_slice(&body).unwrap()
 }
 
 #[tokio::test]
@@ -186,7 +250,28 @@ async fn a_new_blob_gives_new_pseudonyms_and_the_old_blob_still_gives_the_old_on
             .map(|l| l["dbUserName"].clone())
             .collect::<Vec<_>>()
     };
-    let (before, after, again) = (users(&old), users(&new), users(&old));
+    let (before, after) = (users(&old), users(&new));
+    // The old blob again, given as the flag this time (over a DAS_PSEUDONYM_KEY of the new one).
+    let out_dir = tempfile::tempdir().unwrap();
+    let flag = [
+        "replay",
+        &event,
+        "--out-dir",
+        out_dir.path().to_str().unwrap(),
+        "--pseudonym-key",
+        &old,
+    ];
+    let out = das(
+        &moto,
+        &flag,
+        &[("DAS_REDACT_FIELDS", "dbUserName"), ("DAS_PSEUDONYM_KEY", &new)],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let again: Vec<Value> = archived(out_dir.path())
+        .0
+        .into_iter()
+        .map(|l| l["dbUserName"].clone())
+        .collect();
     assert!(
         before.iter().zip(&after).all(|(b, a)| b != a),
         "a rotated key correlates nothing"
@@ -240,4 +325,76 @@ async fn a_blob_kms_will_not_open_stops_before_anything_is_archived_and_is_never
     );
     assert!(!message.contains(&blob));
     assert!(common::files_below(dir.path()).is_empty());
+}
+
+/// The function binary's cold start with `vars` against moto, and no Runtime API to poll (port 9):
+/// whether it exited successfully, and everything it printed.
+fn function_cold_start(moto: &Moto, vars: &[(&str, &str)]) -> (bool, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_das-archiver-lambda"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")
+        .env("AWS_LAMBDA_FUNCTION_NAME", "_")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
+        .env("DAS_ARCHIVE_BUCKET", "unused")
+        .env("AWS_ENDPOINT_URL", &moto.endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .envs(vars.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("the function did not stop at start-up");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), printed)
+}
+
+#[tokio::test]
+async fn the_function_refuses_to_start_redacting_without_a_key_or_with_a_key_kms_will_not_open() {
+    let moto = Moto::start();
+    let cfg = moto.sdk_config().await;
+    let key_id = moto::create_kms_key(&cfg).await;
+    let (ok, printed) = function_cold_start(&moto, &[("DAS_REDACT_FIELDS", "dbUserName")]);
+    assert!(!ok);
+    assert!(
+        printed.contains("DAS_PSEUDONYM_KEY") && printed.contains("das pseudonym-key new --kms-key-id <key>"),
+        "{printed}"
+    );
+    // A blob made under another encryption context: KMS refuses to open it as a pseudonym key.
+    let other = aws_sdk_kms::Client::new(&cfg)
+        .generate_data_key_without_plaintext()
+        .key_id(&key_id)
+        .key_spec(aws_sdk_kms::types::DataKeySpec::Aes256)
+        .encryption_context("das-archiver:purpose", "something-else")
+        .send()
+        .await
+        .unwrap();
+    let blob = base64::engine::general_purpose::STANDARD.encode(other.ciphertext_blob.unwrap().into_inner());
+    let vars = [
+        ("DAS_REDACT_FIELDS", "dbUserName"),
+        ("DAS_PSEUDONYM_KEY", blob.as_str()),
+    ];
+    let (ok, printed) = function_cold_start(&moto, &vars);
+    assert!(!ok);
+    assert!(
+        printed.contains("KMS Decrypt of the pseudonym key (DAS_PSEUDONYM_KEY) failed with InvalidCiphertextException"),
+        "{printed}"
+    );
+    assert!(!printed.contains(&blob), "the blob is never printed: {printed}");
 }
