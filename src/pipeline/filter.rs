@@ -388,7 +388,6 @@ enum Action {
 /// The secret 32-byte key of the keyed pseudonyms (`DAS_REDACT_FIELDS`): whoever holds it can
 /// compute the pseudonym of any guess, so it lives only in memory, is wiped on drop, and its `Debug`
 /// shows nothing of it. The AWS edge opens it from its KMS-encrypted blob (`DAS_PSEUDONYM_KEY`).
-#[derive(Clone)]
 pub struct PseudonymKey(Zeroizing<[u8; PseudonymKey::LEN]>);
 
 impl PseudonymKey {
@@ -398,8 +397,9 @@ impl PseudonymKey {
 
     /// The key in `bytes`, or `None` unless they are exactly [`PseudonymKey::LEN`] long.
     pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+        let bytes = <&[u8; Self::LEN]>::try_from(bytes).ok()?;
         let mut key = Zeroizing::new([0u8; Self::LEN]);
-        key.copy_from_slice(bytes.get(..Self::LEN).filter(|_| bytes.len() == Self::LEN)?);
+        key.copy_from_slice(bytes);
         Some(Self(key))
     }
 }
@@ -410,8 +410,9 @@ impl fmt::Debug for PseudonymKey {
     }
 }
 
-/// The prepared HMAC-SHA-256 key of a [`PseudonymKey`] (the padded key blocks, wiped by aws-lc when
-/// dropped); its `Debug` shows nothing of it.
+/// The prepared HMAC-SHA-256 key of a [`PseudonymKey`] (the padded key blocks; aws-lc's
+/// `HMAC_CTX_cleanup`, run on drop, zeroes them: `crypto/fipsmodule/hmac/hmac.c`); its `Debug` shows
+/// nothing of it.
 #[derive(Clone)]
 struct Pseudonyms(hmac::Key);
 

@@ -75,6 +75,29 @@ fn hmac_hex(key: &[u8], value: &str) -> String {
     format!("hmac-sha256:{}", hex::encode(tag.as_ref()))
 }
 
+/// The independent oracle: Python opens `blob` with boto3's `kms.decrypt` (moto at `endpoint`) and
+/// gives `hmac-sha256:` + Python's `hmac` HMAC-SHA-256 hex of each value.
+const PYTHON_PSEUDONYMS: &str = r#"
+import base64, boto3, hashlib, hmac, json, sys
+endpoint, blob, values = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+kms = boto3.client("kms", endpoint_url=endpoint, region_name="us-east-1",
+                   aws_access_key_id="testing", aws_secret_access_key="testing")
+key = kms.decrypt(CiphertextBlob=base64.b64decode(blob),
+                  EncryptionContext={"das-archiver:purpose": "pseudonym-key"})["Plaintext"]
+assert len(key) == 32
+print(json.dumps({v: "hmac-sha256:" + hmac.new(key, v.encode(), hashlib.sha256).hexdigest() for v in values}))
+"#;
+
+fn python_pseudonyms(moto: &Moto, blob: &str, values: &[&str]) -> BTreeMap<String, String> {
+    let out = Command::new(common::oracle_python())
+        .args(["-c", PYTHON_PSEUDONYMS, &moto.endpoint, blob])
+        .arg(serde_json::to_string(values).unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// A saved Lambda event of 6 PostgreSQL records (5 events each) under a moto KMS data key, written
 /// to `dir`, and the events the archive must hold (unredacted).
 async fn saved_event(cfg: &SdkConfig, key_id: &str, dir: &Path) -> (String, Vec<Value>) {
@@ -167,10 +190,16 @@ async fn replay_archives_the_hmac_of_each_redacted_value_under_the_kms_held_key_
     assert!(!stderr(&out).contains(&blob), "the blob is never printed");
     let (lines, text) = archived(dir.path());
     assert_eq!(lines.len(), expected.len());
+    let users: Vec<&str> = expected.iter().map(|e| e["dbUserName"].as_str().unwrap()).collect();
+    let python = python_pseudonyms(&moto, &blob, &users);
     let mut pseudonyms: BTreeMap<String, Value> = BTreeMap::new();
     for (got, want) in lines.iter().zip(&expected) {
         let user = want["dbUserName"].as_str().unwrap();
         assert_eq!(got["dbUserName"], hmac_hex(&key, user), "{user}");
+        assert_eq!(
+            got["dbUserName"], python[user],
+            "{user}: Python's hmac under boto3's kms.decrypt"
+        );
         assert!(!text.contains(&format!("\"{user}\"")), "{user} is archived in clear");
         if let Some(previous) = pseudonyms.insert(user.to_owned(), got["dbUserName"].clone()) {
             assert_eq!(previous, got["dbUserName"], "one user, two pseudonyms");

@@ -141,7 +141,10 @@ fn fix(operation: &'static str, code: &str) -> &'static str {
         (_, "CredentialsError") => {
             "no AWS credentials could be loaded; check the execution role (or the AWS_* credentials the command runs with)"
         }
-        _ => "KMS could not answer (throttling, an outage or no network path to KMS); the call is retried with the batch",
+        _ => {
+            "KMS could not answer (throttling, an outage, or no network path to KMS such as a VPC without a KMS \
+             endpoint); nothing is archived until it does (the function's batch is retried)"
+        }
     }
 }
 
@@ -187,6 +190,6 @@ mod tests {
         assert!(denied.contains("kms:Decrypt") && denied.contains("das-archiver:purpose=pseudonym-key"));
         assert!(denied.contains("PseudonymKmsKeyArn"));
         assert!(fix("Decrypt", "InvalidCiphertextException").contains("das pseudonym-key new"));
-        assert!(fix("Decrypt", "ThrottlingException").contains("retried"));
+        assert!(fix("Decrypt", "ThrottlingException").contains("nothing is archived until"));
     }
 }
