@@ -16,7 +16,7 @@
 //! - [`esdk`]: AWS Encryption SDK messages (decrypt and encrypt) with the raw AES keyring.
 //! - [`gunzip`]: bounded decompression.
 //! - [`activity`]: the decrypted payload and its events, with lenient typed accessors.
-//! - [`filter`]: which events to archive, and which fields to drop or redact (pseudonymise).
+//! - [`filter`]: which events to archive, and which fields to drop or redact (keyed pseudonyms, HMAC-SHA-256).
 //! - [`mask`]: SQL literals and bind values masked per engine dialect, query fingerprints.
 //! - [`ndjson`]: one self-contained output line per event.
 //! - `ocsf`: OCSF 1.1.0 Datastore Activity events for Amazon Security Lake; `ocsf_parquet` (feature `ocsf-parquet`): their Parquet objects and keys.
@@ -28,7 +28,7 @@
 //!
 //! `aws` (feature `aws`), the edges — the only code that talks to AWS, each behind a small trait:
 //! - `config`: settings from the environment (the only reader of it).
-//! - `keys`: data keys from KMS, cached.
+//! - `keys`: data keys from KMS, cached; `keys::pseudonym`: the KMS-encrypted pseudonym key, made and opened.
 //! - `batch`: one Kinesis batch end to end — archived, quarantined or retried, never lost.
 //! - `archive`: object layout and the sinks (S3, a directory, memory).
 //! - `compress`: archive objects' gzip (one member, compressed in parallel chunks) and zstd.

@@ -269,9 +269,35 @@ def stream_reads(resources):
     return found
 
 
+PSEUDONYM_KMS_KEY = "arn:aws:kms:us-east-1:123456789012:key/7777abab-88cd-99ef-aabb-ccccdddd0000"
+KEYED = {"RedactFields": "dbUserName", "PseudonymKey": "AQIDBA==", "PseudonymKmsKeyArn": PSEUDONYM_KMS_KEY}
+PURPOSE = {"StringEquals": {"kms:EncryptionContext:das-archiver:purpose": "pseudonym-key"}}
+
+
+def is_pseudonym_statement(statement):
+    return "kms:EncryptionContext:das-archiver:purpose" in flat(statement.get("Condition", {}))
+
+
+def check_pseudonym_key(where, allows, env, given):
+    """With PseudonymKey: one statement, exactly kms:Decrypt on PseudonymKmsKeyArn under the purpose context, and the
+    blob in DAS_PSEUDONYM_KEY; without it: neither."""
+    found = [s for _, s in allows if is_pseudonym_statement(s)]
+    if not given.get("PseudonymKey"):
+        check(not found and "DAS_PSEUDONYM_KEY" not in env, f"{where}: no pseudonym key, no statement nor variable for it")
+        return
+    check(len(found) == 1, f"{where}: one statement opens the pseudonym key: {found}")
+    for s in found:
+        check(s["Action"] == "kms:Decrypt" and listed(s["Resource"]) == [given["PseudonymKmsKeyArn"]]
+              and s["Condition"] == PURPOSE,
+              f"{where}: the pseudonym statement is kms:Decrypt on {given['PseudonymKmsKeyArn']} only, under "
+              f"das-archiver:purpose=pseudonym-key only: {s}")
+    check(env.get("DAS_PSEUDONYM_KEY") == given["PseudonymKey"], f"{where}: DAS_PSEUDONYM_KEY holds the blob")
+
+
 def check_least_privilege(template_path, _source):
     for label, given in (("three ids", THREE), ("one id", ONE), ("a created key", {"ResourceIds": "db-CCCCCCCCCC",
-                         "CreateDasKmsKey": "true"}), ("a stream in another account", CROSS_ACCOUNT)):
+                         "CreateDasKmsKey": "true"}), ("a stream in another account", CROSS_ACCOUNT),
+                         ("a pseudonym key", {**ONE, **KEYED})):
         stack = deployed(template_path, given)
         where = f"{label}, after both transforms"
         roles = of_type(stack, "AWS::IAM::Role")
@@ -288,6 +314,7 @@ def check_least_privilege(template_path, _source):
         for name, r in of_type(stack, "AWS::IAM::RolePolicy").items():
             check(r["Properties"]["RoleName"] == "<Ref:ArchiverRole>", f"{where}: {name} is attached to ArchiverRole only")
         check_kms(where, allows, given)
+        check_pseudonym_key(where, allows, function.get("Environment", {}).get("Variables", {}), given)
         check_s3(where, allows)
         by_sid = {s.get("Sid"): s for _, s in allows}
         check(by_sid.get("WriteOwnLogs", {}).get("Resource") == "<GetAtt:ArchiverLogGroup.Arn>",
@@ -296,13 +323,28 @@ def check_least_privilege(template_path, _source):
         if key_policy:
             for s in statements(key_policy):
                 check(all("*" not in a for a in listed(s["Action"])), f"{where}: key policy {s['Sid']} allows a wildcard action")
-    return f"{template_path}: least privilege holds for three ids, one id, a created key, a stream in another account"
+    lake = deployed(template_path, {**THREE, **LAKE, **KEYED})
+    for role, function in (("ArchiverRole", "ArchiverFunction"), ("SecurityLakeRole", "SecurityLakeFunction")):
+        allows = [(role, s) for s in statements(lake[role]["Properties"]["Policies"][0]["PolicyDocument"])
+                  if s.get("Effect") == "Allow"]
+        env = lake[function]["Properties"]["Environment"]["Variables"]
+        check_pseudonym_key(f"with Security Lake and a pseudonym key, {role}", allows, env, KEYED)
+    template = load(template_path)
+    check(not rules_pass(template["Rules"], template, {**ONE, "RedactFields": "dbUserName"}),
+          "a rule refuses RedactFields without PseudonymKey")
+    check(not rules_pass(template["Rules"], template, {**ONE, **KEYED, "PseudonymKmsKeyArn": ""}),
+          "a rule refuses PseudonymKey without PseudonymKmsKeyArn")
+    check(not rules_pass(template["Rules"], template, {**ONE, "PseudonymKmsKeyArn": PSEUDONYM_KMS_KEY}),
+          "a rule refuses PseudonymKmsKeyArn without PseudonymKey")
+    check(rules_pass(template["Rules"], template, {**ONE, **KEYED}), "the rules pass with a pseudonym key and its KMS key")
+    return (f"{template_path}: least privilege holds for three ids, one id, a created key, a stream in another account, "
+            "a pseudonym key")
 
 
 def check_kms(where, allows, given):
     ids = given["ResourceIds"].split(",")
     keys = ["<GetAtt:DasKmsKey.Arn>"] if given.get("CreateDasKmsKey") == "true" else given["DasKmsKeyArn"].split(",")
-    decrypts = [s for _, s in allows if "kms:Decrypt" in listed(s["Action"])]
+    decrypts = [s for _, s in allows if "kms:Decrypt" in listed(s["Action"]) and not is_pseudonym_statement(s)]
     check(len(decrypts) == 2, f"{where}: two kms:Decrypt statements (clusters, instances): {len(decrypts)}")
     for context_key, pattern, other in (("aws:rds:dbc-id", "cluster-*", "aws:rds:db-id"),
                                         ("aws:rds:db-id", "db-*", "aws:rds:dbc-id")):

@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::aws::archive::Layout;
 use crate::aws::batch::{BatchSettings, GiveUpPolicy};
 use crate::aws::compress::Compression;
-use crate::aws::keys::KeyCacheLimits;
+use crate::aws::keys::{KeyCacheLimits, SealedPseudonymKey};
 use crate::aws::outputs::{Outputs, SecurityLake};
 use crate::pipeline::envelope::ResourceId;
 use crate::pipeline::filter::{FilterError, FilterSpec, FILTER_LISTS};
@@ -51,6 +51,9 @@ pub struct Settings {
     pub key_cache: KeyCacheLimits,
     /// `DAS_SKIP_HEARTBEATS` (true), the include/exclude lists, `DAS_DROP_FIELDS`, `DAS_REDACT_FIELDS`.
     pub filter: FilterSpec,
+    /// `DAS_PSEUDONYM_KEY`: the KMS-encrypted key of the redacted fields' pseudonyms (base64, from
+    /// `das pseudonym-key new`), required with `DAS_REDACT_FIELDS`; opened by `keys::pseudonym`.
+    pub pseudonym_key: Option<SealedPseudonymKey>,
     /// `DAS_S3_FORCE_PATH_STYLE` (false): path-style addressing for local S3-compatible servers.
     pub s3_force_path_style: bool,
     /// `DAS_MAX_DECOMPRESSED_BYTES` (64 MiB) and the other decoding limits.
@@ -82,6 +85,8 @@ impl Settings {
             None => Compression::Gzip,
         };
         let give_up = give_up_policy(&env)?;
+        let filter = filter_spec(&env)?;
+        let pseudonym_key = pseudonym_key(&env, &filter)?;
         Ok(Self {
             bucket,
             layout: Layout {
@@ -95,7 +100,8 @@ impl Settings {
                 max_entries: usize::try_from(env.number("DAS_KEY_CACHE_MAX_ENTRIES", 1000, 1)?).unwrap_or(usize::MAX),
                 ttl: Duration::from_secs(env.number("DAS_KEY_CACHE_TTL_SECONDS", 900, 1)?),
             },
-            filter: filter_spec(&env)?,
+            filter,
+            pseudonym_key,
             s3_force_path_style: env.flag("DAS_S3_FORCE_PATH_STYLE", false)?,
             decode: decode_options(&env)?,
             kms_key_arns: kms_key_arns(env.get("DAS_KMS_KEY_ARN").as_deref())
@@ -172,7 +178,7 @@ fn give_up_policy<F: Fn(&str) -> Option<String>>(env: &Reader<'_, F>) -> Result<
 
 /// Every variable the function and the `das` command read (the filter lists come from their table).
 fn known_variables() -> Vec<String> {
-    const OWN: [&str; 26] = [
+    const OWN: [&str; 27] = [
         "DAS_ARCHIVE_BUCKET",
         "DAS_ARCHIVE_PREFIX",
         "DAS_COMPRESSION",
@@ -199,6 +205,7 @@ fn known_variables() -> Vec<String> {
         "DAS_SECURITY_LAKE_SOURCE",
         "DAS_SECURITY_LAKE_ROLE_ARN",
         "DAS_SECURITY_LAKE_EXTERNAL_ID",
+        "DAS_PSEUDONYM_KEY",
     ];
     OWN.iter()
         .map(|v| (*v).to_owned())
@@ -361,8 +368,35 @@ fn filter_spec<F: Fn(&str) -> Option<String>>(env: &Reader<'_, F>) -> Result<Fil
             .map(|v| FilterSpec::parse_list(&v))
             .unwrap_or_default();
     }
-    crate::pipeline::filter::Filter::new(&filter).map_err(|e| filter_error(&e, env.lookup))?;
+    crate::pipeline::filter::Filter::check(&filter).map_err(|e| filter_error(&e, env.lookup))?;
     Ok(filter)
+}
+
+/// `DAS_PSEUDONYM_KEY`, required when `filter` redacts fields. Its value is never put into an error.
+fn pseudonym_key<F: Fn(&str) -> Option<String>>(
+    env: &Reader<'_, F>,
+    filter: &FilterSpec,
+) -> Result<Option<SealedPseudonymKey>, ConfigError> {
+    const NAME: &str = "DAS_PSEUDONYM_KEY";
+    let invalid = |value: &str, reason: &str| ConfigError {
+        variable: NAME.to_owned(),
+        value: value.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let Some(text) = env.get(NAME) else {
+        if filter.redact_fields.is_empty() {
+            return Ok(None);
+        }
+        return Err(invalid(
+            "",
+            "required with DAS_REDACT_FIELDS: redacted values are keyed pseudonyms (HMAC-SHA-256) under a secret key \
+             kept KMS-encrypted; make one with `das pseudonym-key new --kms-key-id <key>` and set DAS_PSEUDONYM_KEY \
+             (the template's PseudonymKey parameter) to the blob it prints",
+        ));
+    };
+    SealedPseudonymKey::from_base64(&text)
+        .map(Some)
+        .map_err(|reason| invalid("(not shown)", reason))
 }
 
 fn decode_options<F: Fn(&str) -> Option<String>>(env: &Reader<'_, F>) -> Result<DecodeOptions, ConfigError> {
@@ -642,6 +676,7 @@ mod tests {
             ("DAS_EXCLUDE_CLASSES", "MISC"),
             ("DAS_DROP_FIELDS", "paramList"),
             ("DAS_REDACT_FIELDS", "commandText"),
+            ("DAS_PSEUDONYM_KEY", "AQIDBA=="),
             ("DAS_S3_FORCE_PATH_STYLE", "true"),
             ("DAS_MAX_DECOMPRESSED_BYTES", "1048576"),
             (
@@ -678,6 +713,36 @@ mod tests {
     }
 
     #[test]
+    fn redacting_without_a_pseudonym_key_is_refused_with_how_to_make_one() {
+        let err = settings(&[("DAS_ARCHIVE_BUCKET", "b"), ("DAS_REDACT_FIELDS", "dbUserName")]).unwrap_err();
+        assert_eq!(err.variable, "DAS_PSEUDONYM_KEY");
+        assert!(
+            err.to_string().contains("das pseudonym-key new --kms-key-id <key>"),
+            "{err}"
+        );
+        let s = settings(&[
+            ("DAS_ARCHIVE_BUCKET", "b"),
+            ("DAS_REDACT_FIELDS", "dbUserName"),
+            ("DAS_PSEUDONYM_KEY", "AQIDBA=="),
+        ])
+        .unwrap();
+        assert_eq!(s.pseudonym_key.map(|k| k.to_base64()).as_deref(), Some("AQIDBA=="));
+        assert!(settings(&[("DAS_ARCHIVE_BUCKET", "b")])
+            .unwrap()
+            .pseudonym_key
+            .is_none());
+    }
+
+    #[test]
+    fn a_bad_pseudonym_key_is_refused_without_showing_it() {
+        let err = settings(&[("DAS_ARCHIVE_BUCKET", "b"), ("DAS_PSEUDONYM_KEY", "secret-looking!")]).unwrap_err();
+        assert_eq!(err.variable, "DAS_PSEUDONYM_KEY");
+        assert!(!err.to_string().contains("secret-looking"), "{err}");
+        let s = settings(&[("DAS_ARCHIVE_BUCKET", "b"), ("DAS_PSEUDONYM_KEY", "AQIDBA==")]).unwrap();
+        assert!(!format!("{s:?}").contains("AQIDBA=="));
+    }
+
+    #[test]
     fn bad_values_name_the_variable_and_the_value() {
         let cases = [
             (vec![], "DAS_ARCHIVE_BUCKET"),
@@ -691,7 +756,11 @@ mod tests {
             (vec![("DAS_SKIP_HEARTBEATS", "maybe")], "DAS_SKIP_HEARTBEATS"),
             (vec![("DAS_DROP_FIELDS", "clusterId")], "DAS_DROP_FIELDS=\"clusterId\""),
             (
-                vec![("DAS_DROP_FIELDS", "a"), ("DAS_REDACT_FIELDS", "a")],
+                vec![
+                    ("DAS_DROP_FIELDS", "a"),
+                    ("DAS_REDACT_FIELDS", "a"),
+                    ("DAS_PSEUDONYM_KEY", "AQIDBA=="),
+                ],
                 "DAS_REDACT_FIELDS",
             ),
             (vec![("DAS_ARCHIVE_PREFIX", "/abs/")], "DAS_ARCHIVE_PREFIX"),

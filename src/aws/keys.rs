@@ -10,6 +10,9 @@
 //! outage is retried, and a deployment mistake (permissions, a missing key, credentials) is retried
 //! with a message that says what to fix. Key bytes live only in zeroizing buffers and inside the
 //! keyring; this module never logs them, and never puts a blob or a key into an error message.
+//!
+//! [`pseudonym`] is the KMS side of the pseudonym key (`DAS_PSEUDONYM_KEY`): making its blob and
+//! opening it once per cold start.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,6 +32,9 @@ use zeroize::Zeroizing;
 use crate::pipeline::envelope::ResourceId;
 use crate::pipeline::error::{Classify, FailureKind};
 use crate::pipeline::esdk::RawAesKeyring;
+
+pub mod pseudonym;
+pub use pseudonym::{PseudonymKeyError, SealedPseudonymKey};
 
 /// The largest `CiphertextBlob` KMS `Decrypt` accepts: "Length Constraints: Minimum length of 1.
 /// Maximum length of 6144." (<https://docs.aws.amazon.com/kms/latest/APIReference/API_Decrypt.html>).
@@ -323,7 +329,7 @@ fn classify_decrypt_error<R: std::fmt::Debug + 'static>(
 
 /// Whether the request failed before it was sent because no credentials could be loaded (the
 /// provider's error is somewhere in the chain of sources).
-fn is_credentials_error<R: std::fmt::Debug + 'static>(err: &SdkError<DecryptError, R>) -> bool {
+fn is_credentials_error<E: std::error::Error + 'static, R: std::fmt::Debug + 'static>(err: &SdkError<E, R>) -> bool {
     use aws_credential_types::provider::error::CredentialsError;
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = source {

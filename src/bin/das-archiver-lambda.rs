@@ -23,13 +23,18 @@ async fn main() -> Result<(), Error> {
         tracing::warn!(variable = %name, "{name} is not a setting of das-archiver and is ignored{hint}");
     }
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let filter = Filter::new(&settings.filter)?;
+    let kms = KmsKeySource::new(&sdk).with_key_arns(&settings.kms_key_arns);
+    // A key that cannot be opened fails the cold start: the batch is retried, nothing unkeyed is archived.
+    let pseudonym_key = match &settings.pseudonym_key {
+        Some(sealed) => Some(kms.open_pseudonym_key(sealed).await.inspect_err(|e| {
+            tracing::error!(error = %e, "cannot open the pseudonym key; nothing is archived until this is fixed");
+        })?),
+        None => None,
+    };
+    let filter = Filter::with_key(&settings.filter, pseudonym_key.as_ref())?;
     let archiver = Archiver::new(
         settings.batch_settings(),
-        KeyCache::new(
-            KmsKeySource::new(&sdk).with_key_arns(&settings.kms_key_arns),
-            settings.key_cache,
-        ),
+        KeyCache::new(kms, settings.key_cache),
         filter,
         S3Sink::for_outputs(
             &sdk,

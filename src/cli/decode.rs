@@ -1,16 +1,18 @@
 //! `das decode`: records as Kinesis or Firehose store them, plus the wrapping key the user already
-//! has (the KMS plaintext of their `key`), to NDJSON events on stdout.
+//! has (the KMS plaintext of their `key`), to NDJSON events on stdout, after the same filters as the
+//! function. Offline, except that a pseudonym key (`--pseudonym-key`, for `--redact-fields`) is
+//! opened with KMS `Decrypt`: the pseudonym key exists in clear nowhere else.
 
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use super::parse_key;
+use super::filters::{open_filter, FilterArgs};
+use super::{block_on_value, parse_key};
 use crate::pipeline::activity::ActivityRecord;
 use crate::pipeline::envelope::Envelope;
 use crate::pipeline::esdk::RawAesKeyring;
-use crate::pipeline::filter::{Filter, FilterSpec};
-use crate::pipeline::mask::MaskMode;
+use crate::pipeline::filter::{Filter, Verdict};
 use crate::pipeline::ndjson::LineContext;
 use crate::pipeline::record::{self, DecodeOptions};
 
@@ -22,22 +24,25 @@ pub(super) struct DecodeArgs {
     wrapping_key: String,
     /// Files of record JSON (as Kinesis or Firehose store them); `-` or none reads stdin.
     files: Vec<PathBuf>,
-    /// Keep heartbeat events in the output.
-    #[arg(long)]
-    keep_heartbeats: bool,
-    /// Mask SQL literals and bind values as ? (literals, the default) or show them (off).
-    #[arg(long, env = "DAS_MASK_SQL", default_value = "literals", value_parser = ["literals", "off"])]
-    mask_sql: String,
+    #[command(flatten)]
+    filters: FilterArgs,
 }
 
 pub(super) fn decode(args: &DecodeArgs) -> Result<ExitCode, String> {
     let key = parse_key(&args.wrapping_key)?;
     let keyring = RawAesKeyring::das(&key).map_err(|e| e.to_string())?;
-    let spec = FilterSpec {
-        mask_sql: MaskMode::parse(&args.mask_sql).unwrap_or_default(),
-        ..FilterSpec::default()
+    let settings = args
+        .filters
+        .settings(&[("DAS_ARCHIVE_BUCKET", "stdout".to_owned())])
+        .map_err(|e| e.to_string())?;
+    let filter = if settings.pseudonym_key.is_some() {
+        block_on_value(async {
+            let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+            open_filter(&settings, std::future::ready(&sdk)).await
+        })??
+    } else {
+        Filter::new(&settings.filter).map_err(|e| e.to_string())?
     };
-    let filter = Filter::new(&spec).map_err(|e| e.to_string())?;
     let inputs: Vec<PathBuf> = if args.files.is_empty() {
         vec![PathBuf::from("-")]
     } else {
@@ -48,7 +53,7 @@ pub(super) fn decode(args: &DecodeArgs) -> Result<ExitCode, String> {
     let (mut ok, mut failed) = (0usize, 0usize);
     for path in &inputs {
         let bytes = read_input(path)?;
-        let (input_ok, input_failed) = decode_input(&bytes, path, &keyring, (args.keep_heartbeats, &filter), &mut out)?;
+        let (input_ok, input_failed) = decode_input(&bytes, path, &keyring, &filter, &mut out)?;
         ok += input_ok;
         failed += input_failed;
     }
@@ -81,7 +86,7 @@ fn decode_input(
     bytes: &[u8],
     path: &Path,
     keyring: &RawAesKeyring,
-    (keep_heartbeats, filter): (bool, &Filter),
+    filter: &Filter,
     out: &mut impl Write,
 ) -> Result<(usize, usize), String> {
     let options = DecodeOptions::default();
@@ -98,7 +103,7 @@ fn decode_input(
         // input is not read.
         let parsed = payload.and_then(|p| {
             let activity = ActivityRecord::parse(&p.json, options.payload).map_err(|e| e.to_string());
-            activity.map(|a| write_events(&a, (keep_heartbeats, filter), &mut line, out))
+            activity.map(|a| write_events(&a, filter, &mut line, out))
         });
         match parsed {
             Ok(written) => {
@@ -114,10 +119,10 @@ fn decode_input(
     Ok((ok, failed))
 }
 
-/// The record's events as archive lines (masked as `filter` says), heartbeats only if asked for.
+/// The record's events that `filter` keeps, as archive lines (dropped, redacted and masked as it says).
 fn write_events(
     activity: &ActivityRecord<'_>,
-    (keep_heartbeats, filter): (bool, &Filter),
+    filter: &Filter,
     line: &mut Vec<u8>,
     out: &mut impl Write,
 ) -> Result<(), String> {
@@ -125,7 +130,7 @@ fn write_events(
         .events
         .iter()
         .enumerate()
-        .filter(|(_, e)| keep_heartbeats || !e.is_heartbeat())
+        .filter(|(_, e)| filter.verdict(e) == Verdict::Keep)
     {
         line.clear();
         filter.write_line(event, activity, &LineContext::unknown_record(index), line);

@@ -7,6 +7,7 @@ mod decode;
 mod demo;
 mod filters;
 mod fleet;
+mod pseudonym_key;
 mod redrive;
 mod replay;
 mod simulate;
@@ -23,6 +24,7 @@ use crate::pipeline::simulate::Engine;
 use decode::DecodeArgs;
 use demo::DemoArgs;
 use fleet::FleetArgs;
+use pseudonym_key::PseudonymKeyArgs;
 use redrive::RedriveArgs;
 use replay::ReplayArgs;
 use simulate::SimulateArgs;
@@ -62,6 +64,9 @@ enum Command {
     /// Every database of a region with its activity stream, archiver mapping and last archived
     /// object; attach or detach the archiver's event-source mapping.
     Fleet(FleetArgs),
+    /// Make the KMS-encrypted key of the keyed pseudonyms (DAS_REDACT_FIELDS) and print its blob,
+    /// the value of DAS_PSEUDONYM_KEY.
+    PseudonymKey(PseudonymKeyArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -98,6 +103,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Redrive(args) => block_on(redrive::redrive(&args)),
         Command::Stream(args) => block_on(stream::stream(&args)),
         Command::Fleet(args) => block_on(fleet::fleet(&args)),
+        Command::PseudonymKey(args) => block_on(pseudonym_key::pseudonym_key(&args)),
     };
     match result {
         Ok(code) => code,
@@ -115,6 +121,15 @@ fn block_on<F: std::future::Future<Output = Result<ExitCode, String>>>(future: F
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?
         .block_on(future)
+}
+
+/// Runs one future to its value on a fresh runtime (a synchronous command's single KMS call).
+fn block_on_value<T, F: std::future::Future<Output = T>>(future: F) -> Result<T, String> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?
+        .block_on(future))
 }
 
 /// An S3 client; path-style addressing is for local S3-compatible servers.

@@ -24,7 +24,7 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use super::filters::FilterArgs;
+use super::filters::{open_filter, FilterArgs};
 use super::parse_key;
 use crate::aws::archive::{Object, S3Sink, Sink, SinkError};
 use crate::aws::batch::{Archiver, Batch, InputRecord};
@@ -32,7 +32,6 @@ use crate::aws::config::Settings;
 use crate::aws::keys::{DataKeySource, KeyCache, KmsKeySource, StaticKeySource};
 use crate::aws::outputs::{owed_outputs, OUTPUT_NDJSON, OUTPUT_OCSF_PARQUET};
 use crate::lambda::KinesisBatchEvent;
-use crate::pipeline::filter::Filter;
 use deployed::{Deployed, Source};
 
 #[derive(Debug, clap::Args)]
@@ -390,7 +389,7 @@ impl Redrive<'_> {
             held: Mutex::new(Vec::new()),
             writes: Mutex::new(Vec::new()),
         };
-        let filter = Filter::new(&settings.filter).map_err(|e| e.to_string())?;
+        let filter = open_filter(settings, std::future::ready(&self.sdk)).await?;
         Ok(Archiver::new(
             settings.batch_settings(),
             KeyCache::new(keys, settings.key_cache),

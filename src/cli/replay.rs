@@ -12,13 +12,12 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::filters::FilterArgs;
+use super::filters::{open_filter, FilterArgs};
 use super::parse_key;
 use crate::aws::archive::{DirSink, S3Sink, Sink};
 use crate::aws::batch::{Archiver, Batch};
 use crate::aws::keys::{DataKeySource, KeyCache, KmsKeySource, StaticKeySource};
 use crate::lambda::{response, KinesisBatchEvent};
-use crate::pipeline::filter::Filter;
 
 #[derive(Debug, clap::Args)]
 pub(super) struct ReplayArgs {
@@ -100,7 +99,7 @@ pub(super) async fn replay(args: &ReplayArgs) -> Result<ExitCode, String> {
             .await,
         ),
     };
-    let filter = Filter::new(&settings.filter).map_err(|e| e.to_string())?;
+    let filter = open_filter(&settings, sdk.get_or_init(load_sdk)).await?;
     let mut batch_settings = settings.batch_settings();
     batch_settings.give_up = None;
     let archiver = Archiver::new(batch_settings, KeyCache::new(keys, settings.key_cache), filter, sink);

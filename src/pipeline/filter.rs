@@ -31,13 +31,15 @@
 //! `paramlist` still drops `paramList` rather than silently leaking it); they are not patterns, and
 //! nested fields cannot be named. Every occurrence of a duplicated key is dropped or redacted.
 //!
-//! A redacted value becomes `"sha256:<64 lowercase hex digits>"`, the SHA-256 of the unescaped UTF-8
-//! text for a JSON string and of the JSON text as written for any other value (so the string `"42"`
-//! and the number `42` hash alike, while `1.5` and `1.50` do not); `null` stays `null`. Equal values
-//! give equal hashes, so redacted values can still be correlated across events and archives. The hash
-//! is unsalted: anyone can hash guesses, and low-entropy values such as user or database names are
-//! found by brute force in seconds. Redaction is pseudonymisation, not encryption; drop a field
-//! whose values must not be recoverable.
+//! A redacted value becomes a keyed pseudonym, `"hmac-sha256:<64 lowercase hex digits>"`: the
+//! HMAC-SHA-256 ([RFC 2104](https://www.rfc-editor.org/rfc/rfc2104)) under the deployment's secret
+//! [`PseudonymKey`] of the unescaped UTF-8 text for a JSON string and of the JSON text as written for
+//! any other value (so the string `"42"` and the number `42` give the same pseudonym, while `1.5` and
+//! `1.50` do not); `null` stays `null`. Equal values give equal pseudonyms under one key, so redacted
+//! values can still be correlated across events and archives; without the key nobody can compute a
+//! pseudonym, so short values (card numbers, dates of birth, user names) cannot be found by trying
+//! guesses. Whoever holds the key can, so the key is kept KMS-encrypted and opened only in memory.
+//! A filter that redacts cannot be built without a key ([`FilterError::MissingPseudonymKey`]).
 //!
 //! `clusterId`, `instanceId` and `type` can be neither dropped nor redacted: the first two tell which
 //! database a line comes from (the archiver adds them), and `type` tells records from heartbeats.
@@ -49,11 +51,12 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use aws_lc_rs::digest;
+use aws_lc_rs::hmac;
 use serde::de::{DeserializeSeed, MapAccess, Visitor};
 use serde::Deserializer;
 use serde_json::value::RawValue;
 use wildmatch::WildMatch;
+use zeroize::Zeroizing;
 
 use crate::pipeline::activity::{ActivityEvent, ActivityRecord, StrSeed};
 use crate::pipeline::mask::fields::{field_mask, write_masked, EventMasking};
@@ -88,7 +91,8 @@ pub struct FilterSpec {
     pub exclude_client_applications: Vec<String>,
     /// Top-level event fields left out of the output, e.g. `paramList`, `commandText`.
     pub drop_fields: Vec<String>,
-    /// Top-level event fields whose value is replaced by `"sha256:<hex>"` in the output.
+    /// Top-level event fields whose value is replaced by `"hmac-sha256:<hex>"` in the output (needs a
+    /// [`PseudonymKey`], see [`Filter::with_key`]).
     pub redact_fields: Vec<String>,
     /// Whether SQL literals and bind values are masked (`DAS_MASK_SQL`; on by default).
     pub mask_sql: MaskMode,
@@ -143,6 +147,11 @@ pub enum FilterError {
         /// The field name as given in `list`.
         field: String,
     },
+    /// `redact_fields` is set but no [`PseudonymKey`] was given, so nothing could be pseudonymised.
+    #[error(
+        "redact_fields: redacting fields needs a pseudonym key; make one with `das pseudonym-key new --kms-key-id <key>` and set DAS_PSEUDONYM_KEY (the template's PseudonymKey parameter) to the blob it prints"
+    )]
+    MissingPseudonymKey,
 }
 
 impl FilterError {
@@ -153,6 +162,7 @@ impl FilterError {
             Self::InvalidPattern { list, .. }
             | Self::InvalidField { list, .. }
             | Self::ConflictingField { list, .. } => list,
+            Self::MissingPseudonymKey => "redact_fields",
         }
     }
 }
@@ -214,7 +224,7 @@ pub enum ListKind {
     Exclude(EventField),
     /// Leave these top-level fields out of the output.
     Drop,
-    /// Replace these top-level fields' values by `"sha256:<hex>"`.
+    /// Replace these top-level fields' values by `"hmac-sha256:<hex>"` (keyed pseudonyms).
     Redact,
 }
 
@@ -344,7 +354,7 @@ pub const FILTER_LISTS: [FilterList; 11] = {
             "DAS_REDACT_FIELDS",
             "redact-fields",
             Redact,
-            "Replace these event fields by sha256:<hex> of their value, e.g. commandText"
+            "Replace these event fields by keyed pseudonyms hmac-sha256:<hex> (needs --pseudonym-key), e.g. dbUserName"
         ),
     ]
 };
@@ -375,6 +385,59 @@ enum Action {
     Redact,
 }
 
+/// The secret 32-byte key of the keyed pseudonyms (`DAS_REDACT_FIELDS`): whoever holds it can
+/// compute the pseudonym of any guess, so it lives only in memory, is wiped on drop, and its `Debug`
+/// shows nothing of it. The AWS edge opens it from its KMS-encrypted blob (`DAS_PSEUDONYM_KEY`).
+pub struct PseudonymKey(Zeroizing<[u8; PseudonymKey::LEN]>);
+
+impl PseudonymKey {
+    /// The key length in bytes: 256 bits, the size of HMAC-SHA-256's output (RFC 2104 section 3
+    /// recommends a key no shorter than that).
+    pub const LEN: usize = 32;
+
+    /// The key in `bytes`, or `None` unless they are exactly [`PseudonymKey::LEN`] long.
+    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+        let bytes = <&[u8; Self::LEN]>::try_from(bytes).ok()?;
+        let mut key = Zeroizing::new([0u8; Self::LEN]);
+        key.copy_from_slice(bytes);
+        Some(Self(key))
+    }
+}
+
+impl fmt::Debug for PseudonymKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PseudonymKey(<secret>)")
+    }
+}
+
+/// The prepared HMAC-SHA-256 key of a [`PseudonymKey`] (the padded key blocks; aws-lc's
+/// `HMAC_CTX_cleanup`, run on drop, zeroes them: `crypto/fipsmodule/hmac/hmac.c`); its `Debug` shows
+/// nothing of it.
+#[derive(Clone)]
+struct Pseudonyms(hmac::Key);
+
+impl Pseudonyms {
+    fn new(key: &PseudonymKey) -> Self {
+        Self(hmac::Key::new(hmac::HMAC_SHA256, key.0.as_ref()))
+    }
+
+    /// The pseudonym of `value`'s bytes: `hmac-sha256:` and the tag in lowercase hex.
+    fn write(&self, value: &[u8], out: &mut Vec<u8>) {
+        let tag = hmac::sign(&self.0, value);
+        out.extend_from_slice(b"hmac-sha256:");
+        for byte in tag.as_ref() {
+            out.push(hex_digit(byte >> 4));
+            out.push(hex_digit(byte & 0x0f));
+        }
+    }
+}
+
+impl fmt::Debug for Pseudonyms {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Pseudonyms(<secret>)")
+    }
+}
+
 /// A checked and compiled [`FilterSpec`].
 #[derive(Debug, Clone)]
 pub struct Filter {
@@ -383,15 +446,39 @@ pub struct Filter {
     drop_fields: Vec<String>,
     redact_fields: Vec<String>,
     mask_sql: MaskMode,
+    /// Present whenever `redact_fields` is not empty ([`Filter::with_key`] makes sure).
+    pseudonyms: Option<Pseudonyms>,
 }
 
 impl Filter {
-    /// Checks and compiles `spec`.
+    /// Checks and compiles `spec`, which must redact nothing: [`Filter::with_key`] without a key.
+    pub fn new(spec: &FilterSpec) -> Result<Self, FilterError> {
+        Self::with_key(spec, None)
+    }
+
+    /// Checks and compiles `spec`; redacted values become pseudonyms under `key`.
+    ///
+    /// Fails as [`Filter::check`] does, and with [`FilterError::MissingPseudonymKey`] when `spec`
+    /// redacts fields and `key` is `None`: a filter never writes an unkeyed value.
+    pub fn with_key(spec: &FilterSpec, key: Option<&PseudonymKey>) -> Result<Self, FilterError> {
+        let mut filter = Self::compile(spec)?;
+        if !filter.redact_fields.is_empty() {
+            filter.pseudonyms = Some(Pseudonyms::new(key.ok_or(FilterError::MissingPseudonymKey)?));
+        }
+        Ok(filter)
+    }
+
+    /// Checks `spec` without a key (the configuration layer, before the key is opened).
     ///
     /// Fails on an empty (or only whitespace) pattern or field name, a field name with surrounding
     /// whitespace or a wildcard, a field both dropped and redacted, and on dropping or redacting
     /// `clusterId`, `instanceId` or `type` (ignoring ASCII case). The first problem found is reported.
-    pub fn new(spec: &FilterSpec) -> Result<Self, FilterError> {
+    pub fn check(spec: &FilterSpec) -> Result<(), FilterError> {
+        Self::compile(spec).map(|_| ())
+    }
+
+    /// [`Filter::check`], keeping the compiled filter (without pseudonyms yet).
+    fn compile(spec: &FilterSpec) -> Result<Self, FilterError> {
         let mut rules = Vec::new();
         for list in &FILTER_LISTS {
             let items = list.get(spec);
@@ -434,6 +521,7 @@ impl Filter {
             drop_fields: spec.drop_fields.clone(),
             redact_fields: spec.redact_fields.clone(),
             mask_sql: spec.mask_sql,
+            pseudonyms: None,
         })
     }
 
@@ -575,8 +663,11 @@ impl<'de> Visitor<'de> for Rewrite<'_> {
             // Serialising a &str into a Vec cannot fail.
             let _ = serde_json::to_writer(&mut *self.out, key.as_ref());
             self.out.push(b':');
-            if action == Action::Redact {
-                write_redacted(value, self.out);
+            if let (Action::Redact, Some(pseudonyms)) = (action, &self.filter.pseudonyms) {
+                write_redacted(value, pseudonyms, self.out);
+            } else if action == Action::Redact {
+                // Unreachable: `with_key` gives every redacting filter its pseudonyms. Never the value.
+                self.out.extend_from_slice(b"null");
             } else if let Some(mask) = field_mask(&key) {
                 write_masked(mask, value, self.masking, self.out);
             } else {
@@ -587,27 +678,24 @@ impl<'de> Visitor<'de> for Rewrite<'_> {
     }
 }
 
-/// Writes `"sha256:<hex>"` for a redacted value, or `null` for `null`.
-fn write_redacted(value: &RawValue, out: &mut Vec<u8>) {
+/// Writes `"hmac-sha256:<hex>"` for a redacted value, or `null` for `null`. The HMAC's input is the
+/// unescaped UTF-8 text of a JSON string, and the JSON text as written of any other value.
+fn write_redacted(value: &RawValue, pseudonyms: &Pseudonyms, out: &mut Vec<u8>) {
     let raw = value.get();
     if raw == "null" {
         out.extend_from_slice(b"null");
         return;
     }
     let text = if raw.starts_with('"') {
-        // A string escaping a lone surrogate (`"\ud800"`) has no UTF-8 content: hash its JSON text.
+        // A string escaping a lone surrogate (`"\ud800"`) has no UTF-8 content: key its JSON text.
         StrSeed
             .deserialize(&mut serde_json::Deserializer::from_str(raw))
             .unwrap_or(Cow::Borrowed(raw))
     } else {
         Cow::Borrowed(raw)
     };
-    let hash = digest::digest(&digest::SHA256, text.as_bytes());
-    out.extend_from_slice(b"\"sha256:");
-    for byte in hash.as_ref() {
-        out.push(hex_digit(byte >> 4));
-        out.push(hex_digit(byte & 0x0f));
-    }
+    out.push(b'"');
+    pseudonyms.write(text.as_bytes(), out);
     out.push(b'"');
 }
 
@@ -668,10 +756,17 @@ mod tests {
         verdicts(spec, events).into_iter().map(|v| v == Verdict::Keep).collect()
     }
 
+    /// The test key: bytes 0 to 31. The pseudonyms below are Python's
+    /// `hmac.new(bytes(range(32)), value, hashlib.sha256).hexdigest()`.
+    fn test_key() -> PseudonymKey {
+        let bytes: Vec<u8> = (0..32).collect();
+        PseudonymKey::from_slice(&bytes).unwrap()
+    }
+
     fn lines(spec: &FilterSpec, events: &[&str]) -> String {
         let json = payload(events);
         let record = parse(&json);
-        let filter = Filter::new(spec).unwrap();
+        let filter = Filter::with_key(spec, Some(&test_key())).unwrap();
         let mut out = Vec::new();
         for (i, event) in record.events.iter().enumerate() {
             filter.write_line(event, &record, &LineContext::unknown_record(i), &mut out);
@@ -693,14 +788,70 @@ mod tests {
     }
 
     fn sha(hex: &str) -> String {
-        format!("\"sha256:{hex}\"")
+        format!("\"hmac-sha256:{hex}\"")
     }
 
-    const SHA_APP_USER: &str = "584ad191a3eb835074ec6e3eb955be1b1a3b9d1ce1f38404181c6c5ee8339784";
-    const SHA_42: &str = "73475cb40a568e8da8a045ced110137e159f890ac4da883b6b17dc651b3a8049";
-    const SHA_ABC: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
-    const SHA_EMPTY: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-    const SHA_NATIVE: &str = "63a0e415bf1f8e4b3b09149cb3954caca6b9993c2a8bbc623e5c5c73a748ecd3";
+    const SHA_APP_USER: &str = "1e698ae856b398b379c0574fd5e331ccff01078bfb20f58273d5f9efd4ddad24";
+    const SHA_42: &str = "7df989924b2ebf8832c80802d1213a8a21a062a23877f0718effe501daee1703";
+    const SHA_ABC: &str = "f0133729c4163dede81e21cd47839256da58171238c8a0d874397c73b14e1e47";
+    const SHA_EMPTY: &str = "d38b42096d80f45f826b44a9d5607de72496a415d3f4a1a8c88e3bb9da8dc1cb";
+    const SHA_NATIVE: &str = "7c6764e7afc092caa1c002662a9f5d2135821a24a3dfd8308cf7e15b4fc49048";
+
+    /// The pseudonym `Pseudonyms` writes for `value` under a key of any length.
+    fn pseudonym(key: &[u8], value: &[u8]) -> String {
+        let mut out = Vec::new();
+        Pseudonyms(hmac::Key::new(hmac::HMAC_SHA256, key)).write(value, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn pseudonyms_are_hmac_sha256_as_in_the_rfc_4231_test_vectors() {
+        // RFC 4231 section 4.2 (test case 1) and 4.3 (test case 2).
+        assert_eq!(
+            pseudonym(&[0x0b; 20], b"Hi There"),
+            "hmac-sha256:b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"
+        );
+        assert_eq!(
+            pseudonym(b"Jefe", b"what do ya want for nothing?"),
+            "hmac-sha256:5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn pseudonyms_agree_with_pythons_hmac_module_and_depend_on_the_key() {
+        let key: Vec<u8> = (0..32).collect();
+        assert_eq!(pseudonym(&key, b"app_user"), format!("hmac-sha256:{SHA_APP_USER}"));
+        let other = [0u8; 32];
+        assert_ne!(pseudonym(&other, b"app_user"), pseudonym(&key, b"app_user"));
+    }
+
+    #[test]
+    fn a_pseudonym_key_is_exactly_32_bytes_and_its_debug_shows_nothing_of_it() {
+        assert!(PseudonymKey::from_slice(&[7; 31]).is_none());
+        assert!(PseudonymKey::from_slice(&[7; 33]).is_none());
+        let key = PseudonymKey::from_slice(&[0xab; 32]).unwrap();
+        assert_eq!(format!("{key:?}"), "PseudonymKey(<secret>)");
+        let filter = Filter::with_key(&with(|s| s.redact_fields = list("dbUserName")), Some(&key)).unwrap();
+        let debug = format!("{filter:?}");
+        assert!(
+            debug.contains("<secret>") && !debug.to_lowercase().contains("ab, ab"),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn a_filter_that_redacts_cannot_be_built_without_a_key_and_the_error_says_how_to_make_one() {
+        let spec = with(|s| s.redact_fields = list("dbUserName"));
+        let err = Filter::new(&spec).unwrap_err();
+        assert_eq!(err, FilterError::MissingPseudonymKey);
+        assert_eq!(err.list(), "redact_fields");
+        assert!(
+            err.to_string().contains("das pseudonym-key new --kms-key-id <key>"),
+            "{err}"
+        );
+        assert!(Filter::check(&spec).is_ok());
+        assert!(Filter::new(&with(|s| s.drop_fields = list("paramList"))).is_ok());
+    }
 
     #[test]
     fn every_filter_list_names_its_spec_field_its_variable_and_its_flag_alike() {
@@ -861,9 +1012,11 @@ mod tests {
         assert!(Filter::new(&with(|s| s.drop_fields = list("paramList")))
             .unwrap()
             .rewrites_fields());
-        assert!(Filter::new(&with(|s| s.redact_fields = list("dbUserName")))
-            .unwrap()
-            .rewrites_fields());
+        assert!(
+            Filter::with_key(&with(|s| s.redact_fields = list("dbUserName")), Some(&test_key()))
+                .unwrap()
+                .rewrites_fields()
+        );
     }
 
     #[test]
@@ -912,7 +1065,7 @@ mod tests {
     }
 
     #[test]
-    fn equal_values_get_equal_hashes_whatever_their_escapes_or_json_type() {
+    fn equal_values_get_equal_pseudonyms_whatever_their_escapes_or_json_type() {
         let spec = with(|s| s.redact_fields = list("dbUserName"));
         let events = [
             r#"{"dbUserName":"abc"}"#,
@@ -926,9 +1079,9 @@ mod tests {
             .lines()
             .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()["dbUserName"].clone())
             .collect();
-        assert_eq!(hashes[0], format!("sha256:{SHA_ABC}"));
+        assert_eq!(hashes[0], format!("hmac-sha256:{SHA_ABC}"));
         assert_eq!(hashes[1], hashes[0]);
-        assert_eq!(hashes[2], format!("sha256:{SHA_42}"));
+        assert_eq!(hashes[2], format!("hmac-sha256:{SHA_42}"));
         assert_eq!(hashes[3], hashes[2]);
         assert_ne!(hashes[4], hashes[0]);
     }
@@ -947,9 +1100,9 @@ mod tests {
     #[test]
     fn a_lone_surrogate_is_redacted_by_its_json_text_without_panicking() {
         let spec = with(|s| s.redact_fields = list("dbUserName"));
-        // The parser accepts `"\ud800"`, but it has no UTF-8 content to hash.
+        // The parser accepts `"\ud800"`, but it has no UTF-8 content to key.
         let out = lines(&spec, &[r#"{"dbUserName":"\ud800"}"#]);
-        let expected = sha("8c0c59dd0d275aadcd462a5fe12eb352cbdfeaf961eae4f85a4660521df7d2f5");
+        let expected = sha("9a2127dd98e8364ee57d11d20cd9962305fbd4c898ebb70375f4e14525b7f881");
         assert_eq!(out, format!("{{\"dbUserName\":{expected},{IDS}}}\n"));
     }
 

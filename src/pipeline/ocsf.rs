@@ -3,7 +3,8 @@
 //!
 //! [`map_event`] turns one kept, non-heartbeat event into one OCSF event (a JSON object), mapped from
 //! the event *as the filter writes it*: a field the filter drops is absent from the OCSF event too
-//! (`commandText` dropped means no `query_info`), a redacted one carries the same `sha256:` value.
+//! (`commandText` dropped means no `query_info`), a redacted one carries the same keyed pseudonym
+//! (`hmac-sha256:…`), never the clear value.
 //! What OCSF has no place for goes to `unmapped` as strings, so nothing the NDJSON line holds is lost;
 //! the README section "OCSF for Amazon Security Lake" lists every attribute and the `activity_id`
 //! rules ([`rules`]).
@@ -243,7 +244,7 @@ fn endpoints(fields: &mut Fields, out: &mut Map<String, Value>) {
 }
 
 /// A network endpoint: `ip` when the host is an IP address (written canonically), else `name`
-/// (`[local]`, `localhost`, `master`, a redacted `sha256:` value); `port` when it is one.
+/// (`[local]`, `localhost`, `master`, a redacted `hmac-sha256:` pseudonym); `port` when it is one.
 fn endpoint(fields: &mut Fields, host_key: &str, port_key: &str) -> Map<String, Value> {
     let mut endpoint = Map::new();
     if let Some(host) = fields.take(host_key) {
@@ -452,7 +453,8 @@ mod tests {
     fn map_all(spec: &FilterSpec, events: &[&str]) -> Vec<Option<Value>> {
         let json = payload(events);
         let record = ActivityRecord::parse(json.as_bytes(), ParseLimits::default()).unwrap();
-        let filter = Filter::new(spec).unwrap();
+        let key = crate::pipeline::filter::PseudonymKey::from_slice(&[9; 32]).unwrap();
+        let filter = Filter::with_key(spec, Some(&key)).unwrap();
         let provenance: Vec<_> = (0..events.len()).map(provenance).collect();
         record
             .events
@@ -555,15 +557,26 @@ mod tests {
         let e = one(&dropping, PG_SELECT);
         assert!(e.get("query_info").is_none());
         assert!(!e.to_string().contains("select * from") && !e.to_string().contains("\"42\""));
-        let user = e["actor"]["user"]["name"].as_str().unwrap();
-        assert!(user.starts_with("sha256:") && !e.to_string().contains("app_user"));
-        assert!(e["src_endpoint"]["name"].as_str().unwrap().starts_with("sha256:"));
+        // Python's hmac.new(bytes([9] * 32), value, hashlib.sha256).hexdigest(), as in the NDJSON line.
+        assert_eq!(
+            e["actor"]["user"]["name"],
+            "hmac-sha256:4ef558f67917f307b98987b0ff06b19559231344d0f4b2a6000fdf1fae79176b"
+        );
+        assert!(!e.to_string().contains("app_user") && !e.to_string().contains("172.31.3.195"));
+        assert_eq!(
+            e["src_endpoint"]["name"],
+            "hmac-sha256:68f1c4cc5c056139280b7a96a0b30760a5c76b1cf1df92a86b49a3757563302b"
+        );
         let redacting = FilterSpec {
             redact_fields: vec!["commandText".into()],
             ..FilterSpec::default()
         };
         let e = one(&redacting, PG_SELECT);
-        assert!(e["query_info"]["query_string"].as_str().unwrap().starts_with("sha256:"));
+        assert_eq!(
+            e["query_info"]["query_string"],
+            "hmac-sha256:3964a7d2047a0e61718e2db7e0bbf16caff3dbc7f92afb8d4d0c8073184e1446"
+        );
+        assert!(!e.to_string().contains("where id ="));
     }
 
     #[test]

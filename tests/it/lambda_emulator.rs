@@ -60,7 +60,8 @@ struct Emulator {
 }
 
 impl Emulator {
-    fn start(moto: &Moto) -> Self {
+    /// Starts both, the function with `vars` on top of its configuration.
+    fn start(moto: &Moto, vars: &[(&str, &str)]) -> Self {
         let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .unwrap()
             .local_addr()
@@ -90,6 +91,7 @@ impl Emulator {
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
             .env("DAS_ARCHIVE_BUCKET", LAMBDA_BUCKET)
             .envs(aws_env(moto))
+            .envs(vars.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -145,7 +147,7 @@ async fn das_replay_of_the_sample_events_writes_what_the_lambda_writes_under_car
             .unwrap(),
     );
 
-    let emulator = Emulator::start(&moto);
+    let emulator = Emulator::start(&moto, &[]);
     for name in EVENTS {
         let event = events.path().join(name);
         let from_lambda = emulator.invoke(&event);
@@ -191,4 +193,64 @@ async fn das_replay_of_the_sample_events_writes_what_the_lambda_writes_under_car
     let archived = keys.iter().filter(|k| k.ends_with(".ndjson.gz")).count();
     let quarantined = keys.iter().filter(|k| k.contains("/quarantine/")).count();
     assert!(archived >= 3 && quarantined == 1, "{keys:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_function_binary_archives_the_same_keyed_pseudonyms_as_das_replay_under_cargo_lambda() {
+    let moto = Moto::start();
+    let cfg = moto.sdk_config().await;
+    let key_id = moto::create_kms_key(&cfg).await;
+    moto::create_bucket(&cfg, LAMBDA_BUCKET).await;
+    moto::create_bucket(&cfg, REPLAY_BUCKET).await;
+    let events = tempfile::tempdir().unwrap();
+    succeed(
+        "scripts/sample-events.sh",
+        Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/sample-events.sh"))
+            .arg(env!("CARGO_BIN_EXE_das"))
+            .arg(events.path())
+            .env("KMS_KEY_ID", &key_id)
+            .envs(aws_env(&moto))
+            .output()
+            .unwrap(),
+    );
+    let new_key = Command::new(env!("CARGO_BIN_EXE_das"))
+        .args(["pseudonym-key", "new", "--kms-key-id", &key_id])
+        .envs(aws_env(&moto))
+        .output()
+        .unwrap();
+    let blob = succeed("das pseudonym-key new", new_key).trim().to_owned();
+    let vars = [
+        ("DAS_REDACT_FIELDS", "dbUserName"),
+        ("DAS_PSEUDONYM_KEY", blob.as_str()),
+    ];
+
+    let emulator = Emulator::start(&moto, &vars);
+    let event = events.path().join("aurora-postgresql.json");
+    let from_lambda = emulator.invoke(&event);
+    drop(emulator);
+    let out = Command::new(env!("CARGO_BIN_EXE_das"))
+        .arg("replay")
+        .arg(&event)
+        .args(["--bucket", REPLAY_BUCKET])
+        .env_remove("DAS_WRAPPING_KEY")
+        .envs(aws_env(&moto))
+        .envs(vars)
+        .output()
+        .unwrap();
+    let from_replay = succeed("das replay", out);
+    let lambda: serde_json::Value = serde_json::from_str(&from_lambda).unwrap();
+    let replay: serde_json::Value = serde_json::from_str(&from_replay).unwrap();
+    assert_eq!(
+        (&lambda, &replay),
+        (&serde_json::json!({"batchItemFailures": []}), &lambda)
+    );
+
+    let written_by_lambda = moto::read_objects(&cfg, LAMBDA_BUCKET, "").await;
+    assert_eq!(written_by_lambda, moto::read_objects(&cfg, REPLAY_BUCKET, "").await);
+    let lines = moto::archived_lines(&cfg, LAMBDA_BUCKET, "activity/").await;
+    assert!(!lines.is_empty());
+    for line in lines {
+        let user = line["dbUserName"].as_str().unwrap();
+        assert!(user.starts_with("hmac-sha256:") && user.len() == 12 + 64, "{user}");
+    }
 }

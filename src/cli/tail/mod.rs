@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::filters::FilterArgs;
+use super::filters::{open_filter, FilterArgs};
 use super::parse_key;
 use crate::aws::batch::{decode_records, parse_envelope, DecodeFailure, Keyrings, RecordOrigin};
 use crate::aws::config::Settings;
@@ -66,8 +66,8 @@ pub(super) async fn tail(args: &TailArgs) -> Result<ExitCode, String> {
         .filters
         .settings(&[("DAS_ARCHIVE_BUCKET", "stdout".to_owned())])
         .map_err(|e| e.to_string())?;
-    let filter = Arc::new(Filter::new(&settings.filter).map_err(|e| e.to_string())?);
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let filter = Arc::new(open_filter(&settings, std::future::ready(&sdk)).await?);
     let decoder = Decoder {
         keys: key_cache(args, &sdk, &settings)?,
         resource,

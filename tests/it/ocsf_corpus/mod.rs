@@ -153,7 +153,8 @@ pub(crate) fn provenance(sequence: &str, index: usize) -> Provenance<'_> {
 pub(crate) fn map_payload(events: &[Value], spec: &FilterSpec, sequence: &str) -> Vec<Option<Value>> {
     let json = das_archiver::pipeline::activity::payload_json("cluster-OCSFTEST", "db-OCSFTEST", events);
     let record = ActivityRecord::parse(&json, ParseLimits::default()).unwrap();
-    let filter = Filter::new(spec).unwrap();
+    let key = das_archiver::pipeline::filter::PseudonymKey::from_slice(&[9; 32]).unwrap();
+    let filter = Filter::with_key(spec, Some(&key)).unwrap();
     record
         .events
         .iter()
