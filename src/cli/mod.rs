@@ -12,6 +12,7 @@ mod replay;
 mod simulate;
 mod stream;
 mod tail;
+mod unmask;
 
 use std::process::ExitCode;
 
@@ -28,6 +29,7 @@ use replay::ReplayArgs;
 use simulate::SimulateArgs;
 use stream::StreamArgs;
 use tail::TailArgs;
+use unmask::UnmaskArgs;
 
 /// Decrypt and inspect Amazon RDS / Aurora Database Activity Streams records.
 #[derive(Debug, Parser)]
@@ -62,6 +64,10 @@ enum Command {
     /// Every database of a region with its activity stream, archiver mapping and last archived
     /// object; attach or detach the archiver's event-source mapping.
     Fleet(FleetArgs),
+    /// Break glass: print the events of an archived line's Kinesis record as the database sent them
+    /// (SQL literals unmasked), from the originals object kept beside the archive
+    /// (DAS_KEEP_ORIGINALS). Needs s3:GetObject on originals/ and kms:Decrypt on the DAS key.
+    Unmask(UnmaskArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -98,6 +104,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Redrive(args) => block_on(redrive::redrive(&args)),
         Command::Stream(args) => block_on(stream::stream(&args)),
         Command::Fleet(args) => block_on(fleet::fleet(&args)),
+        Command::Unmask(args) => block_on(unmask::unmask(&args)),
     };
     match result {
         Ok(code) => code,
