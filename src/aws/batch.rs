@@ -1807,22 +1807,23 @@ mod tests {
         assert!(keys.iter().all(|k| !k.contains("originals")), "{keys:?}");
     }
 
+    #[cfg(feature = "ocsf-parquet")]
     #[tokio::test]
-    async fn an_ocsf_only_function_keeps_no_originals_even_when_asked() {
-        let mut settings = settings();
-        settings.keep_originals = true;
-        settings.outputs.ndjson = false;
-        let decoded = {
-            let archiver = Archiver::new(
-                settings,
-                KeyCache::new(StaticKeySource::new(&KEY), KeyCacheLimits::default()),
-                Filter::new(&skip_heartbeats()).unwrap(),
-                MemorySink::default(),
+    async fn the_security_lake_function_keeps_originals_only_when_ndjson_is_among_its_outputs() {
+        for ndjson in [false, true] {
+            let mut archiver = security_lake_archiver(ndjson);
+            archiver.settings.keep_originals = true;
+            let outcome = archiver.process(batch(records(3, 1_795_316_397.0))).await;
+            assert_eq!(outcome.retry_from, None);
+            let objects = archiver.sink().objects();
+            let originals = objects.keys().filter(|k| k.starts_with("activity/originals/")).count();
+            let archive = objects.keys().filter(|k| k.starts_with("activity/cluster-")).count();
+            assert_eq!(
+                (archive, originals),
+                if ndjson { (1, 1) } else { (0, 0) },
+                "ndjson: {ndjson}"
             );
-            archiver.process(batch(records(3, 1_795_316_397.0))).await;
-            archiver.sink().objects()
-        };
-        assert!(decoded.keys().all(|k| !k.contains("originals")), "{decoded:?}");
+        }
     }
 
     /// Refuses the originals writes of hour 03.
