@@ -63,6 +63,7 @@ async fn run<S: Sink>(sink: S, batch: Batch, label: &str, json: bool) {
         },
         decode: DecodeOptions::default(),
         outputs: Default::default(),
+        keep_originals: false,
     };
     let filter = Filter::new(&FilterSpec {
         skip_heartbeats: true,

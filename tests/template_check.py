@@ -958,11 +958,13 @@ def check_archive_object_queue(template_path, _source):
               and pattern.get("detail", {}).get("bucket") == {"name": [bucket]},
               f"{where}: the rule matches objects created in the archive bucket: {pattern}")
         keys = [m.get("wildcard") for m in pattern.get("detail", {}).get("object", {}).get("key", [])]
-        check(keys == ["activity/*.ndjson.gz", "activity/*.ndjson.zst", "activity/*.ndjson"],
-              f"{where}: the rule matches archive objects by prefix and extension: {keys}")
+        check(keys == [f"activity/{kind}-*.ndjson{ext}" for kind in ("cluster", "db") for ext in (".gz", ".zst", "")],
+              f"{where}: the rule matches archive objects by prefix, resource id and extension: {keys}")
         for key, wanted in ((ARCHIVE_OBJECT_KEY, True), (ARCHIVE_OBJECT_KEY.replace(".gz", ".zst"), True),
                             (ARCHIVE_OBJECT_KEY.removesuffix(".gz"), True),
+                            (ARCHIVE_OBJECT_KEY.replace("/cluster-", "/db-"), True),
                             ("activity/quarantine/cluster-AAAAAAAAAA/dt=2026-11-22/shardId-000000000000-4960.json", False),
+                            (ORIGINALS_KEY, False),
                             ("aws/lambda/9f1c-uuid/shardId-000000000000/2026/11/22/2026-11-22T03.00.07-uuid", False),
                             ("other/cluster-AAAAAAAAAA/dt=2026-11-22/hour=03/x.ndjson.gz", False),
                             ("activity/cluster-AAAAAAAAAA/dt=2026-11-22/hour=03/x.ndjson.gz.tmp", False)):
@@ -993,6 +995,85 @@ def check_archive_object_queue(template_path, _source):
             "objects, as S3 notifications")
 
 
+# ---- sealed originals -------------------------------------------------------------------------------------------
+ORIGINALS_KEY = "activity/originals/cluster-AAAAAAAAAA/dt=2026-11-22/hour=03/shardId-000000000000-4960-4961.ndjson.gz"
+BREAK_GLASS = "arn:aws:iam::123456789012:role/security/das-break-glass"
+ARCHIVER = "arn:aws:iam::123456789012:role/mystack-ArchiverRole-1A2B3C4D5E6F"
+READERS = {
+    "the archive function's role": ARCHIVER,
+    "the Security Lake function's role": "arn:aws:iam::123456789012:role/mystack-SecurityLakeRole-6F5E4D3C2B1A",
+    "an Athena analyst": "arn:aws:iam::123456789012:role/athena-analyst",
+    "a Glue crawler": "arn:aws:iam::123456789012:role/service-role/AWSGlueServiceRole-das",
+    "the account root": "arn:aws:iam::123456789012:root",
+    "a role of the break-glass name on another path": "arn:aws:iam::123456789012:role/das-break-glass",
+    "the break-glass role of another account": "arn:aws:iam::111122223333:role/security/das-break-glass",
+}
+
+
+def condition_holds(condition, request):
+    """The condition operators the bucket policy uses, for one request's context keys (an absent condition holds)."""
+    for operator, tests in (condition or {}).items():
+        for key, wanted in tests.items():
+            value, wanted = request.get(key), [str(w) for w in listed(wanted)]
+            if operator == "Bool" and str(value).lower() not in [w.lower() for w in wanted]:
+                return False
+            if operator == "ArnEquals" and value not in wanted:
+                return False
+            if operator == "ArnNotEquals" and value in wanted:
+                return False
+            check(operator in ("Bool", "ArnEquals", "ArnNotEquals"), f"the checker does not know the operator {operator}")
+    return True
+
+
+def denied(policy, principal, action, resource):
+    """Whether an explicit Deny of the bucket policy matches a TLS request (the only kind the SDKs send)."""
+    request = {"aws:PrincipalArn": principal, "aws:SecureTransport": "true"}
+    for s in statements(policy):
+        if s.get("Effect") != "Deny" or s.get("Principal") not in ("*", {"AWS": "*"}):
+            continue
+        if any(wildcard_matches(a, action) for a in listed(s["Action"])) \
+                and any(wildcard_matches(r.replace("<GetAtt:ArchiveBucket.Arn>", f"arn:aws:s3:::{BUCKET}"), resource)
+                        for r in listed(s["Resource"])) \
+                and condition_holds(s.get("Condition"), request):
+            return True
+    return False
+
+
+def check_sealed_originals(template_path, _source):
+    originals = f"arn:aws:s3:::{BUCKET}/{ORIGINALS_KEY}"
+    archive = f"arn:aws:s3:::{BUCKET}/{ARCHIVE_OBJECT_KEY}"
+    for label, given, reader in (("a break-glass role", {**THREE, "KeepOriginals": "true", "BreakGlassRoleArn": BREAK_GLASS},
+                                  BREAK_GLASS),
+                                 ("no break-glass role", {**THREE, "KeepOriginals": "true"}, None),
+                                 ("KeepOriginals false", {**THREE, "BreakGlassRoleArn": BREAK_GLASS}, BREAK_GLASS)):
+        stack = deployed(template_path, given)
+        where = f"sealed originals with {label}"
+        env = stack["ArchiverFunction"]["Properties"]["Environment"]["Variables"]
+        check(env.get("DAS_KEEP_ORIGINALS") == given.get("KeepOriginals", "false"),
+              f"{where}: the archive function gets DAS_KEEP_ORIGINALS={given.get('KeepOriginals', 'false')}: {env.get('DAS_KEEP_ORIGINALS')}")
+        policy = stack.get("ArchiveBucketPolicy", {}).get("Properties", {}).get("PolicyDocument", {})
+        principals = {**READERS, "the break-glass role": BREAK_GLASS}
+        for who, principal in principals.items():
+            for action in ("s3:GetObject", "s3:GetObjectVersion"):
+                wanted = principal != reader
+                check(denied(policy, principal, action, originals) == wanted,
+                      f"{where}: {action} of originals/ by {who} must {'be denied' if wanted else 'not be denied'}")
+            check(not denied(policy, principal, "s3:GetObject", archive),
+                  f"{where}: {who} may still be allowed to read the archive itself")
+        # The function writes originals under its PutObject on the archive prefix, and reads nothing.
+        allows = [s for n, s in role_allows(stack) if n == "ArchiverRole"]
+        check(any("s3:PutObject" in listed(s["Action"]) and any(wildcard_matches(r, originals) for r in listed(s["Resource"]))
+                  for s in allows), f"{where}: ArchiverRole may put originals objects")
+        check(not denied(policy, ARCHIVER, "s3:PutObject", originals), f"{where}: the bucket policy lets the function write originals")
+        check(not any(a.startswith("s3:Get") for s in allows for a in listed(s["Action"])), f"{where}: ArchiverRole gets nothing")
+    existing = deployed(template_path, {**THREE, "KeepOriginals": "true", "ExistingBucketName": "my-archive"})
+    check("ArchiveBucketPolicy" not in existing, "with ExistingBucketName the stack writes no bucket policy (README says what to add)")
+    params = load(template_path)["Parameters"]
+    check(params["KeepOriginals"].get("Default") == "false" and params["BreakGlassRoleArn"].get("Default") == "",
+          "KeepOriginals defaults to false, BreakGlassRoleArn to empty (nobody reads originals)")
+    return f"{template_path}: originals/ is read by the break-glass role alone (nobody without one) and written by the function"
+
+
 GROUPS = {
     "least-privilege": check_least_privilege,
     "streams": check_streams,
@@ -1004,6 +1085,7 @@ GROUPS = {
     "kms-key-policies": check_kms_key_policies,
     "security-lake": check_security_lake,
     "archive-object-queue": check_archive_object_queue,
+    "sealed-originals": check_sealed_originals,
 }
 
 

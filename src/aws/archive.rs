@@ -46,6 +46,53 @@ pub struct QuarantinedRecord<'a> {
     pub outputs: &'a Outputs,
 }
 
+/// One Kinesis record exactly as it was received, as a line of an originals object
+/// ([`Layout::originals_key`], `DAS_KEEP_ORIGINALS`): the record data is the DAS record JSON
+/// (`{type, version, databaseActivityEvents, key}`), still encrypted under the DAS KMS key, so the
+/// line holds no SQL and no key material; `das unmask` decrypts it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OriginalRecord {
+    /// Kinesis shard id.
+    pub shard_id: String,
+    /// Kinesis sequence number.
+    pub sequence_number: String,
+    /// Approximate arrival time, Unix seconds (as Lambda gives it).
+    pub approximate_arrival_timestamp: f64,
+    /// Kinesis partition key.
+    pub partition_key: String,
+    /// The record data, base64 (standard alphabet, padded).
+    pub data: String,
+}
+
+impl OriginalRecord {
+    /// The record's line, with its `\n`.
+    pub fn line(
+        shard_id: &str,
+        sequence_number: &str,
+        arrival_seconds: f64,
+        partition_key: &str,
+        data: &[u8],
+    ) -> Vec<u8> {
+        let record = Self {
+            shard_id: shard_id.to_owned(),
+            sequence_number: sequence_number.to_owned(),
+            approximate_arrival_timestamp: arrival_seconds,
+            partition_key: partition_key.to_owned(),
+            data: base64::engine::general_purpose::STANDARD.encode(data),
+        };
+        // Strings and a finite float: serializing cannot fail (a NaN arrival time would be `null`).
+        let mut line = serde_json::to_vec(&record).unwrap_or_default();
+        line.push(b'\n');
+        line
+    }
+
+    /// The record data, decoded from base64; `None` if the line was not written by us.
+    pub fn data_bytes(&self) -> Option<Vec<u8>> {
+        base64::engine::general_purpose::STANDARD.decode(&self.data).ok()
+    }
+}
+
 /// Names and encodes the objects of one archive.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
@@ -123,6 +170,32 @@ impl Layout {
             safe(first),
             safe(last)
         )
+    }
+
+    /// `{prefix}originals/{resource}/dt=YYYY-MM-DD/hour=HH/{shard}-{first seq}-{last seq}.ndjson[.gz]`:
+    /// the originals object of the archive object [`Layout::archive_key`] names for the same
+    /// arguments (same date, hour and file name), holding the records that produced it as they were
+    /// received ([`OriginalRecord`]). Resource ids start with `cluster-` or `db-`, so `originals/`
+    /// never meets an archive folder.
+    pub fn originals_key(
+        &self,
+        resource: &ResourceId,
+        arrival: &UtcDateTime,
+        shard: &str,
+        first: &str,
+        last: &str,
+    ) -> String {
+        let originals = Self {
+            prefix: self.originals_prefix(),
+            compression: self.compression,
+        };
+        originals.archive_key(resource, arrival, shard, first, last)
+    }
+
+    /// `{prefix}originals/`: where every originals object lies (the bucket policy lets only the
+    /// break-glass role read below it).
+    pub fn originals_prefix(&self) -> String {
+        format!("{}originals/", self.prefix)
     }
 
     /// `{prefix}quarantine/{resource}/dt=YYYY-MM-DD/{shard}-{seq}.json` for a record that owes the
@@ -620,6 +693,52 @@ mod tests {
         assert!(layout(Compression::None)
             .archive_key(&resource, &at, "s", "1", "2")
             .ends_with("s-1-2.ndjson"));
+    }
+
+    #[test]
+    fn an_originals_key_is_its_archive_key_under_originals() {
+        let at = UtcDateTime::from_unix_seconds(1_795_314_600.5);
+        let resource = ResourceId::parse("cluster-ABC").unwrap();
+        for compression in [Compression::Gzip, Compression::Zstd, Compression::None] {
+            let l = layout(compression);
+            let archive = l.archive_key(&resource, &at, "shardId-000000000001", "4961", "4999");
+            let originals = l.originals_key(&resource, &at, "shardId-000000000001", "4961", "4999");
+            assert_eq!(originals, archive.replacen("activity/", "activity/originals/", 1));
+            assert!(originals.starts_with(&l.originals_prefix()));
+        }
+        assert_eq!(
+            layout(Compression::Gzip).originals_key(&resource, &at, "shardId-000000000001", "4961", "4999"),
+            "activity/originals/cluster-ABC/dt=2026-11-22/hour=02/shardId-000000000001-4961-4999.ndjson.gz"
+        );
+    }
+
+    #[test]
+    fn an_originals_line_is_the_kinesis_record_with_its_data_in_base64() {
+        let line = OriginalRecord::line(
+            "shardId-000000000001",
+            "42",
+            1_795_314_600.5,
+            "pk",
+            b"{\"type\":\"DatabaseActivityMonitoringRecords\"}",
+        );
+        assert_eq!(line.last(), Some(&b'\n'));
+        assert_eq!(line.iter().filter(|b| **b == b'\n').count(), 1);
+        let value: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(
+            value,
+            serde_json::json!({
+                "shardId": "shardId-000000000001",
+                "sequenceNumber": "42",
+                "approximateArrivalTimestamp": 1_795_314_600.5,
+                "partitionKey": "pk",
+                "data": "eyJ0eXBlIjoiRGF0YWJhc2VBY3Rpdml0eU1vbml0b3JpbmdSZWNvcmRzIn0=",
+            })
+        );
+        let record: OriginalRecord = serde_json::from_slice(&line).unwrap();
+        assert_eq!(
+            record.data_bytes().unwrap(),
+            b"{\"type\":\"DatabaseActivityMonitoringRecords\"}"
+        );
     }
 
     #[test]

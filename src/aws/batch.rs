@@ -32,7 +32,7 @@ use futures::StreamExt as _;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::aws::archive::{ArchiveSummary, Layout, Object, QuarantinedRecord, Sink};
+use crate::aws::archive::{ArchiveSummary, Layout, Object, OriginalRecord, QuarantinedRecord, Sink};
 use crate::aws::compress::ObjectEncoder;
 use crate::aws::keys::{DataKeySource, KeyCache, KeyCacheStats, KeyError};
 use crate::aws::outputs::{Outputs, SecurityLake};
@@ -148,6 +148,10 @@ pub struct BatchSettings {
     pub decode: DecodeOptions,
     /// What to write: the NDJSON archive, OCSF Parquet for Security Lake, or both.
     pub outputs: Outputs,
+    /// `DAS_KEEP_ORIGINALS`: beside each archive object, the records that produced it as received
+    /// (still encrypted), under [`Layout::originals_key`]; part of the same write set. Only with the
+    /// NDJSON archive: an OCSF-only function writes none.
+    pub keep_originals: bool,
 }
 
 /// Each distinct key blob's keyring, or why there is none; shared by every record naming the blob.
@@ -334,6 +338,8 @@ struct HourGroup {
     records: u64,
     events: u64,
     body: ObjectEncoder,
+    /// With `DAS_KEEP_ORIGINALS`, the originals object of the same records ([`OriginalRecord`]).
+    originals: Option<ObjectEncoder>,
 }
 
 /// An arrival date-hour: year, month, day, hour.
@@ -531,6 +537,7 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
             options: self.settings.decode.clone(),
             compression: self.settings.layout.compression,
             ndjson: self.settings.outputs.ndjson,
+            keep_originals: self.settings.keep_originals,
             give_up,
         };
         let batch = Arc::clone(batch);
@@ -561,7 +568,7 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
         };
         for group in hours.into_values() {
             let first = group.first;
-            match self.archive_object(batch, resource, group) {
+            match self.archive_objects(batch, resource, group) {
                 Ok(archive) => plan.writes.extend(archive),
                 Err(()) => plan.unencodable = earliest(plan.unencodable, Some(first)),
             }
@@ -735,16 +742,20 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
         })
     }
 
-    /// The archive object of one date-hour, named by its shard and first and last sequence numbers;
-    /// `None` when every event was filtered out, `Err` if zstd could not allocate (retried).
-    fn archive_object(&self, batch: &Batch, resource: &ResourceId, group: HourGroup) -> Result<Option<Planned>, ()> {
+    /// The archive object of one date-hour, named by its shard and first and last sequence numbers,
+    /// and with `DAS_KEEP_ORIGINALS` its originals object, under the same name below `originals/`.
+    /// Both count from the group's first record, so a failed write of either retries from there:
+    /// a record is done only when both are written. None when every event was filtered out, `Err`
+    /// if zstd could not allocate (retried).
+    fn archive_objects(&self, batch: &Batch, resource: &ResourceId, group: HourGroup) -> Result<Vec<Planned>, ()> {
         if group.events == 0 {
-            return Ok(None);
+            return Ok(Vec::new());
         }
         let (Some(first), Some(last)) = (batch.records.get(group.first), batch.records.get(group.last)) else {
-            return Ok(None);
+            return Ok(Vec::new());
         };
-        let Some(body) = group.body.finish() else {
+        let originals = group.originals.map(|o| o.finish().ok_or(())).transpose();
+        let (Some(body), Ok(originals)) = (group.body.finish(), originals) else {
             tracing::error!("the archive object could not be compressed (out of memory?); the batch is retried from its first record");
             return Err(());
         };
@@ -762,14 +773,29 @@ impl<K: DataKeySource, S: Sink> Archiver<K, S> {
             first_sequence: &first.sequence_number,
             last_sequence: &last.sequence_number,
         };
-        Ok(Some(Planned {
+        let mut planned = vec![Planned {
             object: layout.encoded_archive_object(key, body).with_summary(&summary),
             first_index: group.first,
             counts: Counts {
                 events: group.events,
                 ..Counts::default()
             },
-        }))
+        }];
+        if let Some(originals) = originals {
+            let key = layout.originals_key(
+                resource,
+                &group.arrival,
+                &first.shard_id,
+                &first.sequence_number,
+                &last.sequence_number,
+            );
+            planned.push(Planned {
+                object: layout.encoded_archive_object(key, originals).with_summary(&summary),
+                first_index: group.first,
+                counts: Counts::default(),
+            });
+        }
+        Ok(planned)
     }
 
     /// Writes every planned object, [`WRITE_CONCURRENCY`] at a time; a failed write is logged and
@@ -1014,6 +1040,7 @@ mod tests {
             },
             decode: DecodeOptions::default(),
             outputs: Outputs::default(),
+            keep_originals: false,
         }
     }
 
@@ -1698,6 +1725,132 @@ mod tests {
         let outcome = archiver.process_at(batch(input.clone()), now).await;
         assert_eq!(outcome.retry_from.as_deref(), Some(input[0].sequence_number.as_str()));
         assert!(archiver.sink().objects().is_empty() && archiver.failing_records().is_empty());
+    }
+
+    fn keeping_originals<S: Sink>(sink: S) -> Archiver<StaticKeySource, S> {
+        let settings = BatchSettings {
+            keep_originals: true,
+            layout: Layout {
+                prefix: "activity/".into(),
+                compression: Compression::Gzip,
+            },
+            ..settings()
+        };
+        let filter = Filter::new(&skip_heartbeats()).unwrap();
+        let keys = KeyCache::new(StaticKeySource::new(&KEY), KeyCacheLimits::default());
+        Archiver::new(settings, keys, filter, sink)
+    }
+
+    fn gunzipped_lines(object: &Object) -> Vec<serde_json::Value> {
+        let body = crate::pipeline::gunzip::gunzip(&object.body, 1 << 26).unwrap();
+        body.split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn with_keep_originals_each_archive_object_has_an_originals_object_of_the_same_name_holding_its_records_as_received(
+    ) {
+        let archiver = keeping_originals(MemorySink::default());
+        // Three records in one hour, two in the next: two archive objects, two originals objects.
+        let input = records(5, 1_795_316_397.0);
+        let outcome = archiver.process(batch(input.clone())).await;
+        assert_eq!((outcome.retry_from, outcome.metrics.objects_written), (None, 4));
+        assert_eq!(
+            outcome.metrics.events_archived, 15,
+            "originals hold no events of their own"
+        );
+        let objects = archiver.sink().objects();
+        let (originals, archive): (Vec<_>, Vec<_>) =
+            objects.values().partition(|o| o.key.starts_with("activity/originals/"));
+        assert_eq!((archive.len(), originals.len()), (2, 2));
+        let mut received = Vec::new();
+        for object in &archive {
+            let twin = &objects[&object.key.replacen("activity/", "activity/originals/", 1)];
+            assert_eq!(twin.metadata, object.metadata, "the same records, counted alike");
+            assert_eq!(
+                (twin.content_type, twin.content_encoding),
+                ("application/x-ndjson", Some("gzip"))
+            );
+            let lines = gunzipped_lines(twin);
+            let count = &object
+                .metadata
+                .iter()
+                .find(|(k, _)| *k == "das-record-count")
+                .unwrap()
+                .1;
+            assert_eq!(lines.len().to_string(), *count);
+            received.extend(lines);
+        }
+        let expected: Vec<serde_json::Value> = input
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "shardId": r.shard_id,
+                    "sequenceNumber": r.sequence_number,
+                    "approximateArrivalTimestamp": r.arrival_seconds,
+                    "partitionKey": r.partition_key,
+                    "data": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, r.data.as_ref().unwrap()),
+                })
+            })
+            .collect();
+        assert_eq!(received, expected);
+    }
+
+    #[tokio::test]
+    async fn without_keep_originals_nothing_is_written_under_originals() {
+        let archiver = archiver(StaticKeySource::new(&KEY), MemorySink::default(), skip_heartbeats());
+        archiver.process(batch(records(5, 1_795_316_397.0))).await;
+        let keys: Vec<String> = archiver.sink().objects().into_keys().collect();
+        assert_eq!(keys.len(), 2);
+        assert!(keys.iter().all(|k| !k.contains("originals")), "{keys:?}");
+    }
+
+    #[cfg(feature = "ocsf-parquet")]
+    #[tokio::test]
+    async fn the_security_lake_function_keeps_originals_only_when_ndjson_is_among_its_outputs() {
+        for ndjson in [false, true] {
+            let mut archiver = security_lake_archiver(ndjson);
+            archiver.settings.keep_originals = true;
+            let outcome = archiver.process(batch(records(3, 1_795_316_397.0))).await;
+            assert_eq!(outcome.retry_from, None);
+            let objects = archiver.sink().objects();
+            let originals = objects.keys().filter(|k| k.starts_with("activity/originals/")).count();
+            let archive = objects.keys().filter(|k| k.starts_with("activity/cluster-")).count();
+            assert_eq!(
+                (archive, originals),
+                if ndjson { (1, 1) } else { (0, 0) },
+                "ndjson: {ndjson}"
+            );
+        }
+    }
+
+    /// Refuses the originals writes of hour 03.
+    struct NoOriginals(MemorySink);
+
+    #[async_trait]
+    impl Sink for NoOriginals {
+        async fn put(&self, object: Object) -> Result<(), SinkError> {
+            if object.key.contains("/originals/") && object.key.contains("hour=03") {
+                return Err(SinkError::Write {
+                    key: object.key,
+                    detail: "503 Slow Down".into(),
+                });
+            }
+            self.0.put(object).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_originals_write_retries_the_batch_from_the_first_record_of_its_archive_object() {
+        let archiver = keeping_originals(NoOriginals(MemorySink::default()));
+        let input = records(5, 1_795_316_397.0);
+        let outcome = archiver.process(batch(input.clone())).await;
+        // Records 3 and 4 arrived in hour 03: their archive object was written, their originals not.
+        assert_eq!(outcome.retry_from.as_deref(), Some(input[3].sequence_number.as_str()));
+        assert_eq!(outcome.metrics.records_retried, 2);
+        assert_eq!(outcome.metrics.events_archived, 15, "both archive objects were written");
     }
 
     /// Refuses every quarantine write.

@@ -64,6 +64,9 @@ pub struct Settings {
     /// `DAS_OUTPUT` (`ndjson`, `ocsf-parquet`, or both comma-separated; default `ndjson`) and, with
     /// `ocsf-parquet`, `DAS_SECURITY_LAKE_BUCKET`, `DAS_SECURITY_LAKE_PREFIX`, `DAS_SECURITY_LAKE_SOURCE`.
     pub outputs: Outputs,
+    /// `DAS_KEEP_ORIGINALS` (false): beside each archive object, the records that produced it as
+    /// received, still encrypted, under `{prefix}originals/` (NDJSON output only).
+    pub keep_originals: bool,
 }
 
 impl Settings {
@@ -107,6 +110,7 @@ impl Settings {
             kms_key_arns: kms_key_arns(env.get("DAS_KMS_KEY_ARN").as_deref())
                 .map_err(|reason| env.invalid("DAS_KMS_KEY_ARN", &reason))?,
             outputs: outputs(&env)?,
+            keep_originals: env.flag("DAS_KEEP_ORIGINALS", false)?,
         })
     }
 
@@ -119,6 +123,7 @@ impl Settings {
             layout: self.layout.clone(),
             decode: self.decode.clone(),
             outputs: self.outputs.clone(),
+            keep_originals: self.keep_originals,
         }
     }
 
@@ -178,7 +183,7 @@ fn give_up_policy<F: Fn(&str) -> Option<String>>(env: &Reader<'_, F>) -> Result<
 
 /// Every variable the function and the `das` command read (the filter lists come from their table).
 fn known_variables() -> Vec<String> {
-    const OWN: [&str; 27] = [
+    const OWN: [&str; 28] = [
         "DAS_ARCHIVE_BUCKET",
         "DAS_ARCHIVE_PREFIX",
         "DAS_COMPRESSION",
@@ -206,6 +211,7 @@ fn known_variables() -> Vec<String> {
         "DAS_SECURITY_LAKE_ROLE_ARN",
         "DAS_SECURITY_LAKE_EXTERNAL_ID",
         "DAS_PSEUDONYM_KEY",
+        "DAS_KEEP_ORIGINALS",
     ];
     OWN.iter()
         .map(|v| (*v).to_owned())
@@ -482,6 +488,19 @@ mod tests {
             s.kms_key_arns.is_empty(),
             "the key is not pinned unless DAS_KMS_KEY_ARN is set"
         );
+    }
+
+    #[test]
+    fn originals_are_kept_only_when_das_keep_originals_says_true() {
+        let keep = |value: Option<&str>| {
+            let mut vars = vec![("DAS_ARCHIVE_BUCKET", "b")];
+            vars.extend(value.map(|v| ("DAS_KEEP_ORIGINALS", v)));
+            settings(&vars).map(|s| (s.keep_originals, s.batch_settings().keep_originals))
+        };
+        assert_eq!(keep(None), Ok((false, false)));
+        assert_eq!(keep(Some("true")), Ok((true, true)));
+        assert_eq!(keep(Some("false")), Ok((false, false)));
+        assert_eq!(keep(Some("sure")).unwrap_err().variable, "DAS_KEEP_ORIGINALS");
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod replay;
 mod simulate;
 mod stream;
 mod tail;
+mod unmask;
 
 use std::process::ExitCode;
 
@@ -30,6 +31,7 @@ use replay::ReplayArgs;
 use simulate::SimulateArgs;
 use stream::StreamArgs;
 use tail::TailArgs;
+use unmask::UnmaskArgs;
 
 /// Decrypt and inspect Amazon RDS / Aurora Database Activity Streams records.
 #[derive(Debug, Parser)]
@@ -67,6 +69,10 @@ enum Command {
     /// Make the KMS-encrypted key of the keyed pseudonyms (DAS_REDACT_FIELDS) and print its blob,
     /// the value of DAS_PSEUDONYM_KEY.
     PseudonymKey(PseudonymKeyArgs),
+    /// Break glass: print the events of an archived line's Kinesis record as the database sent them
+    /// (SQL literals unmasked), from the originals object kept beside the archive
+    /// (DAS_KEEP_ORIGINALS). Needs s3:GetObject on originals/ and kms:Decrypt on the DAS key.
+    Unmask(UnmaskArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -104,6 +110,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Stream(args) => block_on(stream::stream(&args)),
         Command::Fleet(args) => block_on(fleet::fleet(&args)),
         Command::PseudonymKey(args) => block_on(pseudonym_key::pseudonym_key(&args)),
+        Command::Unmask(args) => block_on(unmask::unmask(&args)),
     };
     match result {
         Ok(code) => code,

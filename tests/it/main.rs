@@ -24,6 +24,7 @@ mod moto_harness;
 mod ocsf_mapping;
 mod ocsf_parquet;
 mod ocsf_schema;
+mod originals;
 mod pseudonyms;
 mod python_oracle;
 mod redrive;

@@ -33,6 +33,7 @@ async fn run(file: &str) -> (serde_json::Value, Archiver<StaticKeySource, Memory
         },
         decode: DecodeOptions::default(),
         outputs: Default::default(),
+        keep_originals: false,
     };
     let archiver = Archiver::new(
         settings,

@@ -98,3 +98,8 @@ fn security_lake_resources_exist_only_when_asked_and_write_only_the_custom_sourc
 fn the_siem_queue_and_datadog_forwarder_get_new_archive_objects_as_s3_notifications_when_asked() {
     template_check("archive-object-queue");
 }
+
+#[test]
+fn only_the_break_glass_role_reads_sealed_originals_and_the_archive_function_writes_them() {
+    template_check("sealed-originals");
+}

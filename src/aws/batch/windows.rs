@@ -119,6 +119,8 @@ pub(super) struct Decoder {
     pub(super) compression: crate::aws::compress::Compression,
     /// Whether the NDJSON archive is written at all (OCSF-only functions free the lines unread).
     pub(super) ndjson: bool,
+    /// Whether each archive object gets its originals object (`DAS_KEEP_ORIGINALS`).
+    pub(super) keep_originals: bool,
     pub(super) give_up: GiveUp,
 }
 
@@ -247,6 +249,7 @@ impl Decoder {
     fn seal(&self, batch: &Batch, window: &mut Window, hours: &mut BTreeMap<HourKey, HourGroup>) {
         if self.ndjson {
             let mut pieces: BTreeMap<HourKey, Vec<&[u8]>> = BTreeMap::new();
+            let mut originals: BTreeMap<HourKey, Vec<Vec<u8>>> = BTreeMap::new();
             let settled = window.fates.iter().take(window.settled).enumerate();
             for (offset, fate) in settled {
                 let Fate::Decoded(rendered) = fate else { continue };
@@ -263,6 +266,7 @@ impl Decoder {
                     records: 0,
                     events: 0,
                     body: ObjectEncoder::new(self.compression),
+                    originals: self.keep_originals.then(|| ObjectEncoder::new(self.compression)),
                 });
                 group.last = index;
                 group.records += u64::from(rendered.kept > 0);
@@ -270,10 +274,20 @@ impl Decoder {
                 if !rendered.lines.is_empty() {
                     pieces.entry(hour).or_default().push(&rendered.lines);
                 }
+                // The records of the archive object's lines, and only those: its das-record-count.
+                if let (true, true, Some(data)) = (self.keep_originals, rendered.kept > 0, &input.data) {
+                    originals.entry(hour).or_default().push(original_line(input, data));
+                }
             }
             for (hour, lines) in pieces {
                 if let Some(group) = hours.get_mut(&hour) {
                     group.body.append(&lines);
+                }
+            }
+            for (hour, lines) in originals {
+                let lines: Vec<&[u8]> = lines.iter().map(Vec::as_slice).collect();
+                if let Some(encoder) = hours.get_mut(&hour).and_then(|g| g.originals.as_mut()) {
+                    encoder.append(&lines);
                 }
             }
         }
@@ -283,6 +297,17 @@ impl Decoder {
             }
         }
     }
+}
+
+/// A record's line in its originals object: the Kinesis record as received.
+fn original_line(input: &InputRecord, data: &[u8]) -> Vec<u8> {
+    OriginalRecord::line(
+        &input.shard_id,
+        &input.sequence_number,
+        input.arrival_seconds,
+        &input.partition_key,
+        data,
+    )
 }
 
 /// A record's Kinesis data size (0 for data that was not base64): what windows are cut by.
