@@ -84,6 +84,7 @@ pub const CREDENTIAL_WORDS: &[&str] = &[
     "dbms_crypto",
     // Amazon RDS procedures that take a password or an access key as an argument:
     // https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/mysql-stored-proc-replicating.html,
+    // https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/mysql-stored-proc-multi-source-replication.html,
     // https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/USER_PostgreSQL.S3Import.html.
     "rds_set_external_master",
     "rds_set_external_master_with_delay",
@@ -91,6 +92,9 @@ pub const CREDENTIAL_WORDS: &[&str] = &[
     "rds_set_external_source",
     "rds_set_external_source_with_delay",
     "rds_set_external_source_with_auto_position",
+    "rds_set_external_source_for_channel",
+    "rds_set_external_source_with_delay_for_channel",
+    "rds_set_external_source_with_auto_position_for_channel",
     "create_aws_credentials",
     // SQL Server's application role password.
     "sp_setapprole",
