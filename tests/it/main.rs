@@ -20,6 +20,7 @@ mod fleet;
 mod fuzz_regressions;
 mod lambda_emulator;
 mod lambda_moto;
+mod mask_corpus;
 mod moto_harness;
 mod ocsf_mapping;
 mod ocsf_parquet;

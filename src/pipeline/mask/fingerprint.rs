@@ -5,7 +5,8 @@
 //! 1. Lex the statement with its engine's rules ([`Lexer`]).
 //! 2. Drop spaces and comments.
 //! 3. Every literal, placeholder and unterminated rest becomes `?`; a sign in operand position
-//!    before a number is dropped (`-5` is one value).
+//!    before a number is dropped (`-5` is one value); so is a password that Oracle takes as a name
+//!    (`IDENTIFIED BY tiger`, the masker's rule), which becomes `?`: no password reaches the hash.
 //! 4. Unquoted words are ASCII-lowercased (keyword case never matters, and unquoted identifiers
 //!    fold case in every engine); quoted identifiers and punctuation stay as written.
 //! 5. Lists of values collapse: after `IN` or `ARRAY`, a bracketed list of only `?` becomes `( ?+ )`
@@ -62,6 +63,8 @@ pub fn normalized(text: &str, dialect: Dialect) -> String {
 fn normal_tokens(text: &str, dialect: Dialect) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let mut previous: Option<(Kind, &str)> = None;
+    let credential = super::is_credential_statement(text, dialect);
+    let mut after_password_word = false;
     let mut lexer = Lexer::new(text, dialect).peekable();
     while let Some(token) = lexer.next() {
         let lexeme = text.get(token.start..token.end).unwrap_or_default();
@@ -71,9 +74,13 @@ fn normal_tokens(text: &str, dialect: Dialect) -> Vec<String> {
             Kind::Punct if super::is_sign(lexeme) && unary(previous) && super::next_is_number(lexer.peek(), text) => {
                 continue
             }
+            Kind::Word | Kind::QuotedIdent if after_password_word && super::is_password_name(lexeme) => {
+                out.push("?".to_owned())
+            }
             Kind::Word => out.push(lexeme.to_ascii_lowercase()),
             Kind::QuotedIdent | Kind::Punct => out.push(lexeme.to_owned()),
         }
+        after_password_word = credential && super::names_a_password(dialect, previous, token.kind, lexeme);
         previous = Some((token.kind, lexeme));
     }
     out

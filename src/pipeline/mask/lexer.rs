@@ -5,7 +5,9 @@
 //! - PostgreSQL: `'…'` (`''` inside), `E'…'` (backslash escapes), `U&'…'`, `B'…'`, `X'…'`, `N'…'`,
 //!   `$tag$…$tag$`, numbers with `_` separators and `0x`/`0o`/`0b` prefixes (PostgreSQL 16), nested
 //!   `/* */` comments, `"identifiers"`, `$1` parameters
-//!   (<https://www.postgresql.org/docs/current/sql-syntax-lexical.html>).
+//!   (<https://www.postgresql.org/docs/current/sql-syntax-lexical.html>); and the rows that follow
+//!   `COPY … FROM STDIN` on the next lines, up to a `\.` line, which are one value
+//!   (<https://www.postgresql.org/docs/current/sql-copy.html>).
 //! - MySQL: `'…'` and `"…"` strings with backslash escapes (so `"…"` is a string, as without
 //!   `ANSI_QUOTES`: the choice that masks more), `_charset'…'`, `N'…'`, `X'…'`, `B'…'`, `0x…`, `0b…`,
 //!   `` `identifiers` ``, `#` and `-- ` comments, `/*! … */` and `/*+ … */` (comments to us), `?`
@@ -111,6 +113,20 @@ pub struct Lexer<'a> {
     text: &'a [u8],
     pos: usize,
     dialect: Dialect,
+    copy: CopyData,
+}
+
+/// Where the lexer is in a PostgreSQL `COPY … FROM STDIN` statement, whose data rows follow it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CopyData {
+    /// No word seen yet.
+    Start,
+    /// The first word is not `COPY` (or the data is behind us).
+    No,
+    /// In a `COPY` statement, before `STDIN`.
+    Statement,
+    /// After `STDIN`: the next line starts the data.
+    DataNext,
 }
 
 impl<'a> Lexer<'a> {
@@ -120,6 +136,11 @@ impl<'a> Lexer<'a> {
             text: text.as_bytes(),
             pos: 0,
             dialect,
+            copy: if dialect.dollar_quotes() {
+                CopyData::Start
+            } else {
+                CopyData::No
+            },
         }
     }
 
@@ -130,6 +151,16 @@ impl<'a> Lexer<'a> {
     fn lexeme(&self) -> (Kind, usize) {
         let c = self.at(0);
         let next = self.at(1);
+        if self.copy == CopyData::DataNext {
+            if self.pos > 0 && self.text.get(self.pos - 1) == Some(&b'\n') {
+                return (Kind::Literal, self.copy_data_end());
+            }
+            if is_space(c) {
+                let line_break = self.run(|b| is_space(b) && b != b'\n');
+                let through = usize::from(self.text.get(line_break) == Some(&b'\n'));
+                return (Kind::Space, line_break + through);
+            }
+        }
         match c {
             b' ' | b'\t' | b'\n' | b'\r' | b'\x0b' | b'\x0c' => (Kind::Space, self.run(is_space)),
             b'-' if next == b'-' && self.line_comment_dash() => (Kind::Comment, self.line_end()),
@@ -175,6 +206,44 @@ impl<'a> Lexer<'a> {
         }
         let after = self.at(2);
         after == 0 || after <= b' '
+    }
+
+    /// The end of `COPY` data starting here: after its `\.` line, or the end of the text.
+    fn copy_data_end(&self) -> usize {
+        let mut line = self.pos;
+        while line < self.text.len() {
+            if self.text.get(line..line + 2) == Some(b"\\.") {
+                return line + 2;
+            }
+            let rest = self.text.get(line..).unwrap_or_default();
+            line = rest
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(self.text.len(), |i| line + i + 1);
+        }
+        self.text.len()
+    }
+
+    /// Follows a `COPY … FROM STDIN` statement through its words.
+    fn track_copy(&mut self, token: &Token) {
+        let word = |w: &str| {
+            token.kind == Kind::Word
+                && self
+                    .text
+                    .get(token.start..token.end)
+                    .is_some_and(|t| t.eq_ignore_ascii_case(w.as_bytes()))
+        };
+        self.copy = match self.copy {
+            CopyData::Start if word("copy") => CopyData::Statement,
+            CopyData::Start if token.kind == Kind::Word || token.kind == Kind::Literal => CopyData::No,
+            CopyData::Statement if word("stdin") => CopyData::DataNext,
+            CopyData::DataNext
+                if token.kind == Kind::Literal && self.text.get(token.start.wrapping_sub(1)) == Some(&b'\n') =>
+            {
+                CopyData::No
+            }
+            other => other,
+        };
     }
 
     fn run(&self, keep: fn(u8) -> bool) -> usize {
@@ -375,6 +444,9 @@ impl Iterator for Lexer<'_> {
             start: self.pos,
             end,
         };
+        if self.copy != CopyData::No {
+            self.track_copy(&token);
+        }
         self.pos = end;
         Some(token)
     }

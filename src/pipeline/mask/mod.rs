@@ -1,5 +1,5 @@
 //! Masking SQL text so an archive can be handed to an analyst: every literal value becomes `?`,
-//! comments become `/*?*/` (or `--?`, `#?`), and the statement's structure — keywords, identifiers,
+//! comments become `/*?*/` (or `--?`, `-- ?` in MySQL, `#?`), and the statement's structure — keywords, identifiers,
 //! operators, placeholders — stays readable: `SELECT * FROM cards WHERE pan = ? AND exp > ?`.
 //!
 //! Rules, in order of precedence:
@@ -71,6 +71,10 @@ pub const CREDENTIAL_WORDS: &[&str] = &[
     "pgp_sym_decrypt",
     "pgp_pub_encrypt",
     "pgp_pub_decrypt",
+    "crypt",
+    "hmac",
+    "encrypt",
+    "decrypt",
     "aes_encrypt",
     "aes_decrypt",
     "des_encrypt",
@@ -78,6 +82,22 @@ pub const CREDENTIAL_WORDS: &[&str] = &[
     "encryptbypassphrase",
     "decryptbypassphrase",
     "dbms_crypto",
+    // Amazon RDS procedures that take a password or an access key as an argument:
+    // https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/mysql-stored-proc-replicating.html,
+    // https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/mysql-stored-proc-multi-source-replication.html,
+    // https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/USER_PostgreSQL.S3Import.html.
+    "rds_set_external_master",
+    "rds_set_external_master_with_delay",
+    "rds_set_external_master_with_auto_position",
+    "rds_set_external_source",
+    "rds_set_external_source_with_delay",
+    "rds_set_external_source_with_auto_position",
+    "rds_set_external_source_for_channel",
+    "rds_set_external_source_with_delay_for_channel",
+    "rds_set_external_source_with_auto_position_for_channel",
+    "create_aws_credentials",
+    // SQL Server's application role password.
+    "sp_setapprole",
 ];
 
 /// The most bytes [`mask_sql`] returns for `input_len` bytes of input: a literal or comment of one
@@ -104,13 +124,15 @@ pub fn mask_sql(text: &str, dialect: Dialect, mode: MaskMode) -> String {
                 out.push('?');
                 break;
             }
-            Kind::Comment => out.push_str(comment_marker(lexeme)),
+            Kind::Comment => out.push_str(comment_marker(lexeme, dialect)),
             Kind::Punct if is_sign(lexeme) && unary(previous) && next_is_number(tokens.peek(), text) => {}
-            Kind::Word | Kind::QuotedIdent if credential && after_password_word => out.push('?'),
+            Kind::Word | Kind::QuotedIdent if credential && after_password_word && is_password_name(lexeme) => {
+                out.push('?')
+            }
             _ => out.push_str(lexeme),
         }
         if !matches!(token.kind, Kind::Space | Kind::Comment) {
-            after_password_word = credential && names_a_password(previous, token.kind, lexeme);
+            after_password_word = credential && names_a_password(dialect, previous, token.kind, lexeme);
             previous = Some((token.kind, lexeme));
         }
     }
@@ -128,9 +150,10 @@ pub fn is_credential_statement(text: &str, dialect: Dialect) -> bool {
 }
 
 /// Whether the token after this one is a password spelled as a name: `IDENTIFIED BY <pw>`,
-/// `REPLACE <old>` (Oracle takes unquoted and double-quoted passwords).
-fn names_a_password(previous: Option<(Kind, &str)>, kind: Kind, lexeme: &str) -> bool {
-    if kind != Kind::Word {
+/// `REPLACE <old>` (Oracle takes unquoted and double-quoted passwords; MySQL only strings, so its
+/// `IDENTIFIED BY RANDOM PASSWORD` keeps its words).
+pub(super) fn names_a_password(dialect: Dialect, previous: Option<(Kind, &str)>, kind: Kind, lexeme: &str) -> bool {
+    if kind != Kind::Word || !matches!(dialect, Dialect::Oracle | Dialect::Unknown) {
         return false;
     }
     let by_after_identified = lexeme.eq_ignore_ascii_case("by")
@@ -138,9 +161,19 @@ fn names_a_password(previous: Option<(Kind, &str)>, kind: Kind, lexeme: &str) ->
     by_after_identified || lexeme.eq_ignore_ascii_case("replace")
 }
 
-fn comment_marker(comment: &str) -> &'static str {
+/// Whether a name after `IDENTIFIED BY` or `REPLACE` is the password: not Oracle's `IDENTIFIED BY
+/// VALUES '<hash>'` (a reserved word, whose hash is a literal anyway).
+pub(super) fn is_password_name(lexeme: &str) -> bool {
+    !lexeme.eq_ignore_ascii_case("values")
+}
+
+/// What a comment becomes. MySQL needs a space after `--` for a comment (`--?` would read as two
+/// minus signs there).
+fn comment_marker(comment: &str, dialect: Dialect) -> &'static str {
     if comment.starts_with('#') {
         "#?"
+    } else if comment.starts_with("--") && dialect == Dialect::MySql {
+        "-- ?"
     } else if comment.starts_with("--") {
         "--?"
     } else {
@@ -152,13 +185,13 @@ fn is_sign(lexeme: &str) -> bool {
     lexeme == "-" || lexeme == "+"
 }
 
+/// Whether the next token is a number (SQL Server's money `$45.56` included: `-$45.56` is one value).
 fn next_is_number(next: Option<&Token>, text: &str) -> bool {
     next.is_some_and(|t| {
-        t.kind == Kind::Literal
-            && text
-                .as_bytes()
-                .get(t.start)
-                .is_some_and(|b| b.is_ascii_digit() || *b == b'.')
+        let bytes = text.as_bytes();
+        let digit_or_dot = |i: usize| bytes.get(i).is_some_and(|b| b.is_ascii_digit() || *b == b'.');
+        let money = bytes.get(t.start) == Some(&b'$') && digit_or_dot(t.start + 1);
+        t.kind == Kind::Literal && (digit_or_dot(t.start) || money)
     })
 }
 

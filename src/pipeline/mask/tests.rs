@@ -56,7 +56,7 @@ fn mysql_strings_in_either_quote_with_backslashes_and_introducers_are_masked() {
         ),
         ("SELECT 1 # comment with secret\n", "SELECT ? #?\n"),
         ("SELECT 5--3", "SELECT ?-?"),
-        ("SELECT 5 -- comment", "SELECT ? --?"),
+        ("SELECT 5 -- comment", "SELECT ? -- ?"),
         (
             "INSERT INTO `t` (`a`) VALUES (?), (-2)",
             "INSERT INTO `t` (`a`) VALUES (?), (?)",
@@ -168,6 +168,78 @@ fn credentials_are_masked_even_when_masking_is_off() {
         off(Dialect::Postgres, "SELECT * FROM t WHERE a = 'plain'"),
         "SELECT * FROM t WHERE a = 'plain'"
     );
+}
+
+#[test]
+fn copy_rows_after_from_stdin_are_one_value_up_to_their_end_marker() {
+    let sql = "COPY t (a, b) FROM stdin;\n1\talice\n2\tbob\n\\.\nSELECT 'x'";
+    assert_eq!(masked(Dialect::Postgres, sql), "COPY t (a, b) FROM stdin;\n?\nSELECT ?");
+    assert_eq!(
+        masked(Dialect::Postgres, "COPY t FROM STDIN\n1\tcut sho"),
+        "COPY t FROM STDIN\n?"
+    );
+    assert_eq!(
+        masked(Dialect::Postgres, "SELECT stdin\nFROM t"),
+        "SELECT stdin\nFROM t"
+    );
+}
+
+#[test]
+fn rds_procedures_and_crypto_functions_that_take_secrets_are_credential_statements() {
+    let off = |dialect, sql| mask_sql(sql, dialect, MaskMode::Off);
+    assert_eq!(
+        off(
+            Dialect::MySql,
+            "CALL mysql.rds_set_external_master ('h', 3306, 'u', 'pw', 'f', 4, 0)"
+        ),
+        "CALL mysql.rds_set_external_master (?, ?, ?, ?, ?, ?, ?)"
+    );
+    assert_eq!(
+        off(
+            Dialect::Postgres,
+            "SELECT aws_commons.create_aws_credentials('AKIA', 'secret', '')"
+        ),
+        "SELECT aws_commons.create_aws_credentials(?, ?, ?)"
+    );
+    assert_eq!(
+        off(Dialect::Postgres, "SELECT crypt('pw', h) FROM u"),
+        "SELECT crypt(?, h) FROM u"
+    );
+    assert_eq!(
+        off(Dialect::SqlServer, "EXEC sp_setapprole 'r', 'pw'"),
+        "EXEC sp_setapprole ?, ?"
+    );
+}
+
+#[test]
+fn only_oracle_takes_a_name_as_a_password_and_values_is_not_one() {
+    assert_eq!(
+        masked(Dialect::MySql, "ALTER USER bob IDENTIFIED BY RANDOM PASSWORD"),
+        "ALTER USER bob IDENTIFIED BY RANDOM PASSWORD"
+    );
+    assert_eq!(
+        masked(Dialect::Oracle, "ALTER USER app IDENTIFIED BY VALUES 'S:8F2D'"),
+        "ALTER USER app IDENTIFIED BY VALUES ?"
+    );
+}
+
+#[test]
+fn an_oracle_password_spelled_as_a_name_does_not_reach_the_fingerprint() {
+    let ora = Dialect::Oracle;
+    assert_eq!(
+        normalized("ALTER USER scott IDENTIFIED BY tiger REPLACE lion", ora),
+        "alter user scott identified by ? replace ?"
+    );
+    assert!(same_shape(
+        ora,
+        "CREATE USER u IDENTIFIED BY a",
+        "CREATE USER u IDENTIFIED BY \"b c\""
+    ));
+}
+
+#[test]
+fn a_sign_before_sql_server_money_is_part_of_the_value() {
+    assert_eq!(masked(Dialect::SqlServer, "SELECT -$45.56, a - $1"), "SELECT ?, a - ?");
 }
 
 #[test]
