@@ -75,6 +75,51 @@ fn archived(mut event: Value, seq: u64, index: u64) -> String {
     event.to_string()
 }
 
+/// `das rules test --rules default` over `lines` written to a file named `*<suffix>`: the findings.
+fn rules_test(lines: &[String], suffix: &str) -> Vec<Value> {
+    let mut file = tempfile::Builder::new().suffix(suffix).tempfile().unwrap();
+    let text = lines.join("\n");
+    if suffix.ends_with(".gz") {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(text.as_bytes()).unwrap();
+        file.write_all(&gz.finish().unwrap()).unwrap();
+    } else {
+        file.write_all(text.as_bytes()).unwrap();
+    }
+    let out = das(&[
+        "rules",
+        "test",
+        "--rules",
+        "default",
+        "--events",
+        file.path().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn rules_test_reads_gzip_archive_objects_like_plain_lines() {
+    let mut sim = Simulator::new(Engine::AuroraMysql, CLUSTER, "db-FZJTMYKCXQBUUZ6VLU7NW3ITCM", 5);
+    let mut lines: Vec<String> = sim
+        .events(200)
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| archived(e, 1, i as u64))
+        .collect();
+    let mut drop = sim.event(das_archiver::pipeline::simulate::Activity::Read);
+    drop["commandText"] = json!("DROP TABLE customers");
+    lines.push(archived(drop, 2, 0));
+    let plain = rules_test(&lines, ".ndjson");
+    assert_eq!(plain.len(), 1);
+    assert_eq!(plain[0]["ruleId"], "destructive-ddl");
+    assert_eq!(rules_test(&lines, ".ndjson.gz"), plain);
+}
+
 #[test]
 fn rules_test_prints_one_finding_per_attack_among_ordinary_traffic_with_provenance() {
     let mut sim = Simulator::new(Engine::AuroraPostgresql, CLUSTER, "db-FZJTMYKCXQBUUZ6VLU7NW3ITCM", 3);
@@ -111,22 +156,7 @@ fn rules_test_prints_one_finding_per_attack_among_ordinary_traffic_with_provenan
         20,
         0,
     ));
-    let mut file = tempfile::Builder::new().suffix(".ndjson").tempfile().unwrap();
-    file.write_all(lines.join("\n").as_bytes()).unwrap();
-    let out = das(&[
-        "rules",
-        "test",
-        "--rules",
-        "default",
-        "--events",
-        file.path().to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let findings: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let findings = rules_test(&lines, ".ndjson");
     let rules: Vec<_> = findings.iter().map(|f| f["ruleId"].as_str().unwrap()).collect();
     // The DROP TABLE is one event (same provenance) but a rule without `count` fires per matching line.
     assert_eq!(

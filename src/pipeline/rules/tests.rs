@@ -571,3 +571,48 @@ fn a_column_points_at_the_mistake_and_every_bad_rule_is_reported() {
     let whole = RuleSet::parse(text).unwrap_err().to_string();
     assert!(whole.starts_with("line 2, column 43: unknown severity `HI`"), "{whole}");
 }
+
+#[test]
+fn the_finding_id_is_the_first_32_hex_digits_of_sha_256_over_its_parts() {
+    // python3: hashlib.sha256(b"auth-failure-burst\0cluster-…\0dbUserName=mallory\x001795000200\0").hexdigest()[:32]
+    assert_eq!(
+        counter::finding_id("auth-failure-burst", RESOURCE, "dbUserName=mallory", 1_795_000_200),
+        "62fff7d27fc6f0a51180007c3b4bbec6"
+    );
+}
+
+#[test]
+fn the_readme_example_rules_file_is_valid() {
+    let readme = include_str!("../../../README.md");
+    let section = &readme[readme.find("### The rules format").unwrap()..];
+    let start = section.find("```json\n").unwrap() + "```json\n".len();
+    let example = &section[start..start + section[start..].find("```").unwrap()];
+    let rules = RuleSet::parse(example).unwrap();
+    assert_eq!(rules.rules().len(), 3);
+}
+
+#[test]
+fn regular_expressions_run_after_the_field_checks_of_their_object() {
+    let rules = RuleSet::parse(r#"{"rules":[{"id":"r","title":"t","severity":"LOW","match":{"regex":"x","command":"A","not":{"regex":"y"}}}]}"#)
+        .unwrap();
+    let Expr::All(parts) = &rules.rules()[0].matcher else {
+        panic!("an object of three keys is an `all`")
+    };
+    assert!(matches!(parts[0], Expr::Glob(Field::Command, _)), "{parts:?}");
+    assert!(parts[1..].iter().all(Expr::costly));
+}
+
+#[test]
+fn a_regex_on_a_literal_matches_the_decoded_event_but_not_its_masked_archive_line() {
+    use crate::pipeline::mask::{mask_sql, Dialect, MaskMode};
+    let rules =
+        RuleSet::parse(r#"{"rules":[{"id":"r","title":"t","severity":"LOW","match":{"regex":"'admin'"}}]}"#).unwrap();
+    let text = "SELECT * FROM users WHERE name = 'admin'";
+    let decoded = event(Engine::AuroraPostgresql, json!({"commandText": text}));
+    let masked = event(
+        Engine::AuroraPostgresql,
+        json!({"commandText": mask_sql(text, Dialect::Postgres, MaskMode::Literals)}),
+    );
+    assert_eq!(rules.evaluate(&decoded), vec![0]);
+    assert!(rules.evaluate(&masked).is_empty());
+}
