@@ -19,6 +19,8 @@
 //!   the baseline; the sizes go to `target/bench-shapes/compress-object.json`.
 //! - `mask/<size>`: SQL literal masking plus the query fingerprint of one PostgreSQL statement of
 //!   about 100 bytes and of 2 KB (a multi-row `INSERT` full of literals): what each event with a statement costs.
+//! - `rules/default-pack`: the default detection rules evaluated on 2,000 decoded events (500 of the
+//!   simulator's pgbench-like mix per engine, no attack): what rules cost per event (goal ≤ 0.5 µs).
 //!
 //! The records are also written to `target/bench-shapes/` with their wrapping key, so that the
 //! Python reference path (`bench/reference.py`) times exactly the same bytes in the same run.
@@ -535,12 +537,44 @@ fn masking(c: &mut Criterion) {
     group.finish();
 }
 
+/// `rules/default-pack`: the default pack on decoded events of every engine.
+fn rules(c: &mut Criterion) {
+    use das_archiver::pipeline::rules::RuleSet;
+    use das_archiver::simulate::{Engine, Simulator};
+    let payloads: Vec<Vec<u8>> = Engine::ALL
+        .into_iter()
+        .map(|engine| {
+            let mut sim = Simulator::new(engine, "cluster-BENCH", "db-BENCH", 11);
+            let events = sim.events(500);
+            sim.payload(&events)
+        })
+        .collect();
+    let records: Vec<ActivityRecord<'_>> = payloads
+        .iter()
+        .map(|p| ActivityRecord::parse(p, ParseLimits::default()).unwrap())
+        .collect();
+    let pack = RuleSet::default_pack().unwrap();
+    let events = records.iter().map(|r| r.events.len() as u64).sum();
+    let mut group = c.benchmark_group("rules");
+    group.throughput(Throughput::Elements(events));
+    group.bench_function("default-pack", |b| {
+        b.iter(|| {
+            records
+                .iter()
+                .flat_map(|r| r.events.iter())
+                .map(|e| pack.evaluate(black_box(e)).len())
+                .sum::<usize>()
+        })
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .sample_size(20)
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_millis(1200));
-    targets = pipeline, stages, compression, compress_object, masking
+    targets = pipeline, stages, compression, compress_object, masking, rules
 }
 criterion_main!(benches);

@@ -25,6 +25,8 @@
 //! - [`json_error`]: JSON errors reduced to category, line and column, never quoting the input.
 //! - [`utc`]: calendar arithmetic for partition names, without clocks or time zones.
 //! - [`simulate`]: realistic events per engine, for tests, demos and load.
+//! - `rules`: detection rules (JSON) evaluated on decoded events, with in-memory windowed counts and
+//!   deterministic finding ids (delivery not built yet).
 //!
 //! `aws` (feature `aws`), the edges — the only code that talks to AWS, each behind a small trait:
 //! - `config`: settings from the environment (the only reader of it).

@@ -10,6 +10,7 @@ mod fleet;
 mod pseudonym_key;
 mod redrive;
 mod replay;
+mod rules;
 mod simulate;
 mod stream;
 mod tail;
@@ -28,6 +29,7 @@ use fleet::FleetArgs;
 use pseudonym_key::PseudonymKeyArgs;
 use redrive::RedriveArgs;
 use replay::ReplayArgs;
+use rules::RulesArgs;
 use simulate::SimulateArgs;
 use stream::StreamArgs;
 use tail::TailArgs;
@@ -73,6 +75,9 @@ enum Command {
     /// (SQL literals unmasked), from the originals object kept beside the archive
     /// (DAS_KEEP_ORIGINALS). Needs s3:GetObject on originals/ and kms:Decrypt on the DAS key.
     Unmask(UnmaskArgs),
+    /// Detection rules: check a rules file (`check FILE`), or run rules over archived NDJSON lines
+    /// and print the findings as JSON lines (`test --rules FILE --events FILE.ndjson`).
+    Rules(RulesArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -111,6 +116,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Fleet(args) => block_on(fleet::fleet(&args)),
         Command::PseudonymKey(args) => block_on(pseudonym_key::pseudonym_key(&args)),
         Command::Unmask(args) => block_on(unmask::unmask(&args)),
+        Command::Rules(args) => rules::rules(&args),
     };
     match result {
         Ok(code) => code,

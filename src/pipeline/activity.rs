@@ -193,6 +193,8 @@ struct EventFields<'a> {
     remote_host: Option<&'a RawValue>,
     log_time: Option<&'a RawValue>,
     server_type: Option<&'a RawValue>,
+    /// `exitCode` (detection rules read it; the last occurrence wins, a repeat is not an error).
+    exit_code: Option<&'a RawValue>,
     // The fields masking rewrites (`mask::fields`), located here so a line can be written by
     // splicing their masked values into the event's text instead of re-serialising it.
     command_text: Option<&'a RawValue>,
@@ -240,6 +242,10 @@ impl<'de> Visitor<'de> for EventFieldsVisitor {
                 "paramList" => (11, true, &mut fields.param_list),
                 "errorMessage" => (12, true, &mut fields.error_message),
                 "engineNativeAuditFields" => (13, true, &mut fields.engine_native_audit_fields),
+                "exitCode" => {
+                    fields.exit_code = map.next_value::<Option<&'de RawValue>>()?;
+                    continue;
+                }
                 other => {
                     map.next_value::<IgnoredAny>()?;
                     match other {
@@ -350,6 +356,12 @@ impl<'a> ActivityEvent<'a> {
     /// The engine (`PostgreSQL`, `MySQL`, `oracle`, `SQLSERVER`).
     pub fn server_type(&self) -> Option<Cow<'a, str>> {
         text(self.fields.server_type)
+    }
+
+    /// The exit code: a return code (0 success) except in SQL Server, where it is the audit's
+    /// `succeeded` flag (1 success); Aurora MySQL writes it as a string, `""` on AUX events.
+    pub fn exit_code(&self) -> Option<Cow<'a, str>> {
+        text(self.fields.exit_code)
     }
 
     /// The statement's text. Never log it: it holds whatever values the statement carried.

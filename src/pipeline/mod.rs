@@ -18,5 +18,6 @@ pub mod ocsf;
 #[cfg(feature = "ocsf-parquet")]
 pub mod ocsf_parquet;
 pub mod record;
+pub mod rules;
 pub mod simulate;
 pub mod utc;

@@ -29,6 +29,7 @@ mod originals;
 mod pseudonyms;
 mod python_oracle;
 mod redrive;
+mod rules;
 mod sample_events;
 mod security_lake;
 mod smoke;
