@@ -108,7 +108,10 @@ pub fn max_masked_len(input_len: usize) -> usize {
 
 /// `text` with its literals masked per `mode` and `dialect`'s quoting rules.
 pub fn mask_sql(text: &str, dialect: Dialect, mode: MaskMode) -> String {
-    let credential = is_credential_statement(text, dialect);
+    // With every literal masked, a credential statement matters only where a password can be spelled
+    // as a name (Oracle's `IDENTIFIED BY tiger`): elsewhere the lexing pass that looks for one is saved.
+    let names_can_be_passwords = matches!(dialect, Dialect::Oracle | Dialect::Unknown);
+    let credential = (mode == MaskMode::Off || names_can_be_passwords) && is_credential_statement(text, dialect);
     if mode == MaskMode::Off && !credential {
         return text.to_owned();
     }
