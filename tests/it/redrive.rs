@@ -129,6 +129,15 @@ async fn quarantined_records_are_archived_after_the_fix_and_a_second_redrive_wri
         expected,
         "the same lines as a clean run"
     );
+    // Masked as `das replay` and the function mask (the default): every statement has its fingerprint
+    // and no quoted literal.
+    for line in &expected {
+        let event: Value = serde_json::from_str(line).unwrap();
+        if let Some(text) = event["commandText"].as_str().filter(|t| !t.trim().is_empty()) {
+            assert!(!text.contains('\''), "{text}");
+            assert_eq!(event["commandFingerprint"].as_str().map(str::len), Some(16), "{line}");
+        }
+    }
     assert!(
         after.keys().all(|k| k.contains("/dt=2026-11-22/hour=02/")),
         "partitioned by the original arrival"
