@@ -144,6 +144,17 @@ fn read_back(dir: &Path) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// `read_back` of the Security Lake objects read from S3 (`key` → body), written below a temporary folder.
+fn read_back_objects(lake: &BTreeMap<String, Vec<u8>>) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    for (key, body) in lake {
+        let path = dir.path().join(key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, body).unwrap();
+    }
+    read_back(dir.path())
+}
+
 #[tokio::test]
 async fn both_outputs_write_the_archive_and_security_lake_parquet_that_reads_back_as_the_mapped_events() {
     let moto = Moto::start();
@@ -180,13 +191,7 @@ async fn both_outputs_write_the_archive_and_security_lake_parquet_that_reads_bac
     );
 
     // pyarrow reads back exactly the OCSF mapping of the archived lines, sorted by time.
-    let dir = tempfile::tempdir().unwrap();
-    for (key, body) in &lake {
-        let path = dir.path().join(key);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, body).unwrap();
-    }
-    let back = read_back(dir.path());
+    let back = read_back_objects(&lake);
     let mut rows: Vec<Value> = Vec::new();
     for (path, object) in back.as_object().unwrap() {
         assert_eq!(object["class_uids"], serde_json::json!([6005]), "{path}");
@@ -540,13 +545,7 @@ async fn by_default_no_literal_reaches_the_archive_or_security_lake_and_every_st
 
     // The OCSF rows, read back with pyarrow, carry the masked statement and no literal either.
     let lake = moto::read_objects(&cfg, LAKE, "").await;
-    let dir = tempfile::tempdir().unwrap();
-    for (key, body) in &lake {
-        let path = dir.path().join(key);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, body).unwrap();
-    }
-    let back = read_back(dir.path());
+    let back = read_back_objects(&lake);
     let text = back.to_string();
     assert!(
         !text.contains("MARKER") && !text.contains("98765"),
